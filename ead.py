@@ -1,0 +1,396 @@
+"""Exploratory Annealed Decoding (EAD) for RL with verifiable rewards, in one file.
+
+Read top to bottom:
+  1. the schedule        tau_t = max(1 + tau_max - exp(t / d_s), tau_min)     (SPEC §2)
+  2. the sampler         one loop over the KV cache that records log mu(y_t)    (SPEC §3)
+  3. generate() hook     the same schedule as a transformers LogitsProcessor
+  4. the scorer          log pi(y_t) at temperature 1, micro-batched            (SPEC §3)
+  5. the update          group advantages + truncated-IS clipped loss           (SPEC §4)
+  6. the metrics         pass@k, worst@k, maj@k                                 (SPEC §5)
+  7. the RL step         all of the above, once per training step
+  8. the command line    Qwen2.5-Math-1.5B on one GPU (plumbing)
+
+"SPEC §n" points at ../shared/SPEC.md (a restatement of arXiv 2510.05251).
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from collections import Counter
+from typing import Callable, NamedTuple, Sequence
+
+import torch
+import torch.nn.functional as F
+
+# =====================================================================================
+# 1. The EAD temperature schedule (SPEC §2)
+# =====================================================================================
+
+
+def ead_schedule(num_tokens: int, step: int = 0, *, tau_max: float = 1.2, tau_min: float = 0.1,
+                 d0: float = 500.0, alpha: float = 100.0, d_max: float = 800000.0,
+                 c: int = 10) -> torch.Tensor:
+    """Temperature tau_t for answer tokens t = 0..num_tokens-1 at training step `step`.
+
+    d is measured in TOKENS. The released code writes exp(t / (20 * decay_freq)) with
+    decay_freq = 25 (+5 per step), i.e. d0 = 20 * 25 = 500 and alpha = 20 * 5 = 100 here.
+    A fixed-temperature baseline is simply torch.full((num_tokens,), tau).
+    """
+    if num_tokens < 0:
+        raise ValueError(f"num_tokens must be >= 0, got {num_tokens}")
+    if step < 0:
+        raise ValueError(f"step must be >= 0, got {step}")
+    if tau_min <= 0:
+        raise ValueError(f"tau_min must be > 0, got {tau_min}")
+    if tau_min > tau_max:
+        raise ValueError(f"tau_min ({tau_min}) must be <= tau_max ({tau_max})")
+    if d0 <= 0:
+        raise ValueError(f"d0 must be > 0 (tokens), got {d0}")
+    if alpha < 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if d_max <= 0:
+        raise ValueError(f"d_max must be > 0 (tokens), got {d_max}")
+    if c < 0:
+        raise ValueError(f"c must be >= 0, got {c}")
+    d_s = min(d0 + alpha * step, d_max)                     # SPEC §2: d grows with the step
+    t = torch.arange(num_tokens, dtype=torch.float64)
+    tau = (1.0 + tau_max - torch.exp(t / d_s)).clamp(min=tau_min)  # SPEC §2 (exp->inf is fine)
+    tau[:c] = 1.0                                            # SPEC §2: template tokens at tau=1
+    return tau.float()
+
+
+# =====================================================================================
+# 2. The annealed sampler over the KV cache (SPEC §3)
+# =====================================================================================
+
+
+class Rollout(NamedTuple):
+    tokens: torch.Tensor   # (B, T) long, pad after EOS
+    mask: torch.Tensor     # (B, T) bool, True on answer tokens (EOS included)
+    logp_mu: torch.Tensor  # (B, T) float32, log mu(y_t): softmax(logits / tau_t)
+    logp_pi: torch.Tensor  # (B, T) float32, log pi(y_t): softmax(logits), same logits
+    entropy: torch.Tensor  # (B, T) float32, entropy of pi (temperature 1) at each step
+
+
+def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids of a left-padded batch: 0 at each row's first real token."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def _cache_kwarg(model) -> str:
+    # transformers renamed forward(past_key_values=) to forward(cache=) in 5.2x
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+def _eos_list(eos_token_id) -> list[int]:
+    return [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
+
+
+@torch.no_grad()
+def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+           temperatures: torch.Tensor, *, eos_token_id, pad_token_id: int,
+           generator: torch.Generator | None = None, vocab_size: int | None = None) -> Rollout:
+    """Sample up to len(temperatures) answer tokens for a left-padded batch of prompts.
+
+    Token t is drawn from softmax(logits_t / temperatures[t]) (no top-k/top-p: that would
+    change mu). Returns a Rollout whose width is the number of steps actually taken: the
+    loop stops as soon as every row has emitted an EOS.
+    """
+    from transformers import DynamicCache
+
+    B, device = input_ids.shape[0], input_ids.device
+    taus = [float(x) for x in temperatures]                  # one host read, not one per step
+    eos = torch.tensor(_eos_list(eos_token_id), device=device)
+    cache = DynamicCache(config=model.config)
+    cache_kw = _cache_kwarg(model)
+    attention_mask = attention_mask.long()
+    position_ids = positions_from_mask(attention_mask)       # the scorer uses the same ids
+    step_ids = input_ids                                     # prefill: the whole prompt
+    done = torch.zeros(B, dtype=torch.bool, device=device)
+    tokens, mask, logp_mu, logp_pi, entropy = [], [], [], [], []
+    for tau in taus:
+        out = model(input_ids=step_ids, attention_mask=attention_mask, position_ids=position_ids,
+                    use_cache=True, logits_to_keep=1, **{cache_kw: cache})
+        logits = out.logits[:, -1].float()                   # (B, V), never (B, L, V)
+        if vocab_size is not None:
+            logits[:, vocab_size:] = float("-inf")           # Qwen pads its lm_head
+        lp_pi = F.log_softmax(logits, dim=-1)                # (B, V) target policy, T = 1
+        lp_mu = F.log_softmax(logits / tau, dim=-1)          # (B, V) behaviour policy
+        y = torch.multinomial(lp_mu.exp(), 1, generator=generator).squeeze(1)  # (B,)
+        y = torch.where(done, pad_token_id, y)               # ended rows only emit pad
+        tokens.append(y)
+        mask.append(~done)
+        logp_mu.append(lp_mu.gather(1, y[:, None]).squeeze(1))
+        logp_pi.append(lp_pi.gather(1, y[:, None]).squeeze(1))
+        entropy.append(-(lp_pi.exp() * lp_pi.nan_to_num(neginf=0.0)).sum(-1))
+        done = done | torch.isin(y, eos)
+        if bool(done.all()):
+            break
+        step_ids = y[:, None]                                # (B, 1): one new token per step
+        attention_mask = F.pad(attention_mask, (0, 1), value=1)
+        position_ids = position_ids[:, -1:] + 1
+    if not tokens:                                           # zero temperatures: empty rollout
+        e = torch.zeros(B, 0, device=device)
+        return Rollout(e.long(), e.bool(), e, e.clone(), e.clone())
+    m = torch.stack(mask, 1)
+    zero = torch.zeros((), device=device)
+    return Rollout(torch.stack(tokens, 1), m, torch.stack(logp_mu, 1).where(m, zero),
+                   torch.stack(logp_pi, 1).where(m, zero), torch.stack(entropy, 1).where(m, zero))
+
+
+# =====================================================================================
+# 3. The same schedule inside model.generate
+# =====================================================================================
+
+try:
+    from transformers import LogitsProcessor
+except ImportError:  # pragma: no cover - transformers is a run-time requirement
+    LogitsProcessor = object
+
+
+class EADLogitsProcessor(LogitsProcessor):
+    """Divides the logits of answer token t by temperatures[t] inside model.generate.
+
+    Call generate with do_sample=True, temperature=1.0, top_k=0, top_p=1.0: transformers
+    otherwise applies top_k=50 silently, and the sampled tokens would not follow mu.
+    `prompt_length` is input_ids.shape[1] of the (left-padded) prompt batch. Past the end of
+    `temperatures` the last value is kept. With output_scores=True, generate's scores are
+    logits / tau_t, so log_softmax(scores) gives log mu exactly as `sample` records it.
+    """
+
+    def __init__(self, temperatures: torch.Tensor, prompt_length: int,
+                 vocab_size: int | None = None):
+        if len(temperatures) == 0:
+            raise ValueError("temperatures must hold at least one value")
+        self.temperatures = torch.as_tensor(temperatures, dtype=torch.float32)
+        self.prompt_length = prompt_length
+        self.vocab_size = vocab_size
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        t = min(input_ids.shape[1] - self.prompt_length, len(self.temperatures) - 1)
+        scores = scores.float() / float(self.temperatures[t])
+        if self.vocab_size is not None:
+            scores[:, self.vocab_size:] = float("-inf")
+        return scores
+
+
+# =====================================================================================
+# 4. The scorer: log pi(y_t) of given answers (SPEC §3)
+# =====================================================================================
+
+
+def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                   tokens: torch.Tensor, mask: torch.Tensor, *, micro_batch: int = 8,
+                   temperatures: torch.Tensor | None = None, vocab_size: int | None = None,
+                   with_entropy: bool = False):
+    """log-softmax(logits / tau_t) at `tokens` (B, T), in fp32, micro_batch rows at a time.
+
+    Grad flows when grad is enabled. Position ids come from the attention mask exactly as in
+    `sample`, and only the T answer positions are projected to the vocabulary
+    (logits_to_keep), so memory is micro_batch x T x V, not B x (prompt + T) x V.
+    """
+    T = tokens.shape[1]
+    logps, ents = [], []
+    for i in range(0, tokens.shape[0], micro_batch):
+        ids = torch.cat([input_ids[i:i + micro_batch], tokens[i:i + micro_batch]], 1)
+        am = torch.cat([attention_mask[i:i + micro_batch].long(),
+                        mask[i:i + micro_batch].long()], 1)
+        out = model(input_ids=ids, attention_mask=am, position_ids=positions_from_mask(am),
+                    use_cache=False, logits_to_keep=T + 1)
+        logits = out.logits[:, :-1].float()                  # (b, T, V): predicts tokens
+        if vocab_size is not None:
+            logits[..., vocab_size:] = float("-inf")
+        if temperatures is not None:
+            logits = logits / temperatures[:T].to(logits.device)[None, :, None]
+        lp = F.log_softmax(logits, dim=-1)                   # fp32 log-softmax (bf16 weights ok)
+        logps.append(lp.gather(-1, tokens[i:i + micro_batch, :, None]).squeeze(-1))
+        if with_entropy:
+            ents.append(-(lp.exp() * lp.nan_to_num(neginf=0.0)).sum(-1).detach())
+    logp = torch.cat(logps).where(mask, torch.zeros((), device=tokens.device))
+    return (logp, torch.cat(ents)) if with_entropy else logp
+
+
+# =====================================================================================
+# 5. The update: group advantages and the truncated-IS clipped loss (SPEC §4)
+# =====================================================================================
+
+
+def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6) -> torch.Tensor:
+    """(R - group mean) / (group std + eps) for consecutive groups of `group_size` answers."""
+    if group_size < 1 or rewards.numel() % group_size:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    r = rewards.float().view(-1, group_size)                 # (G, n)
+    std = r.std(-1, keepdim=True) if group_size > 1 else torch.zeros_like(r[:, :1])
+    adv = (r - r.mean(-1, keepdim=True)) / (std + eps)      # SPEC §4 (unbiased std, as verl)
+    flat = r.amax(-1, keepdim=True) == r.amin(-1, keepdim=True)
+    return adv.masked_fill(flat, 0.0).view(-1)               # equal rewards: exactly no signal
+
+
+def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tensor,
+                advantages: torch.Tensor, mask: torch.Tensor, *, clip_low: float = 0.2,
+                clip_high: float = 0.28, tis_cap: float | None = 2.0,
+                dual_clip: float | None = None, kl_coef: float = 0.0,
+                logp_ref: torch.Tensor | None = None, num_tokens: float | None = None):
+    """Token-level clipped policy loss with truncated importance sampling (SPEC §4).
+
+    logp, logp_old, logp_mu, mask: (B, T); advantages: (B,). `num_tokens` is the token-mean
+    normaliser: pass the mask sum of the whole mini-batch when accumulating micro-batches.
+    Returns (loss, stats) with stats as plain floats.
+    """
+    m = mask.float()
+    n = m.sum().clamp(min=1.0) if num_tokens is None else float(num_tokens)
+    A = advantages.float()[:, None]                          # (B, 1) broadcast to every token
+    ratio = torch.exp(logp - logp_old)                       # SPEC §4: r_t
+    pg1 = -A * ratio
+    pg2 = -A * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
+    pg = torch.maximum(pg1, pg2)                             # SPEC §4: l_t
+    if dual_clip is not None:                                # SPEC §4: optional, A < 0 only
+        pg = torch.where(A < 0, torch.minimum(pg, -A * dual_clip), pg)
+    if tis_cap is not None:                                  # SPEC §4: w_t, detached, no floor
+        w = torch.exp(logp_old - logp_mu).clamp(max=tis_cap).detach()
+    else:
+        w = torch.ones_like(pg)
+    per_token = w * pg
+    kl = torch.zeros_like(pg)
+    if kl_coef:
+        if logp_ref is None:
+            raise ValueError("kl_coef > 0 needs logp_ref")
+        d = logp_ref - logp
+        kl = torch.exp(d) - d - 1.0                          # SPEC §4: k3 estimator
+        per_token = per_token + kl_coef * kl
+    loss = (per_token * m).sum() / n                         # SPEC §4: token-mean
+    with torch.no_grad():
+        tot = m.sum().clamp(min=1.0)
+        clipped = (pg2 > pg1).float() * m
+        stats = {
+            "clip_frac_low": float((clipped * (ratio < 1.0).float()).sum() / tot),
+            "clip_frac_high": float((clipped * (ratio > 1.0).float()).sum() / tot),
+            "tis_trunc_frac": float(((torch.exp(logp_old - logp_mu) > tis_cap).float() * m).sum()
+                                    / tot) if tis_cap is not None else 0.0,
+            "tis_weight_mean": float((w * m).sum() / tot),
+            "mu_gap": float(((logp_old - logp_mu).abs() * m).sum() / tot),
+            "ratio_mean": float((ratio * m).sum() / tot),
+            "kl": float((kl * m).sum() / tot),
+            "tokens": float(m.sum()),
+        }
+    return loss, stats
+
+
+# =====================================================================================
+# 6. Metrics (SPEC §5)
+# =====================================================================================
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased pass@k from n samples with c correct: 1 - C(n-c, k) / C(n, k)."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))  # stable product form
+
+
+def worst_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased worst@k: the chance that k of the n samples, drawn together, are all correct."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+    if c < k:
+        return 0.0
+    return math.prod((c - i) / (n - i) for i in range(k))   # C(c, k) / C(n, k)
+
+
+def maj_at_k(answers: Sequence, correct: Sequence[bool]) -> float:
+    """1.0 if the most frequent non-empty answer (ties: the earliest) is correct, else 0.0."""
+    votes = Counter(a for a in answers if a is not None and a != "")
+    if not votes:
+        return 0.0
+    top = max(votes.values())
+    winner = next(a for a in answers if votes.get(a) == top)
+    return float(correct[list(answers).index(winner)])
+
+
+# =====================================================================================
+# 7. One RL step: sample groups, verify, advantages, old log-probs, mini-batch updates
+# =====================================================================================
+
+
+def rl_step(policy, optimizer, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+            reward_fn: Callable[[Rollout], torch.Tensor], temperatures: torch.Tensor, *,
+            group_size: int, eos_token_id, pad_token_id: int,
+            generator: torch.Generator | None = None, vocab_size: int | None = None,
+            num_minibatches: int = 4, micro_batch: int = 8, clip_low: float = 0.2,
+            clip_high: float = 0.28, tis_cap: float | None = 2.0,
+            dual_clip: float | None = None, kl_coef: float = 0.0, ref_model=None,
+            max_grad_norm: float = 1.0, recompute_old: bool = True):
+    """One training step of TIS-DAPO (or GRPO with kl_coef > 0) on P prompts (P, L).
+
+    Every prompt is answered group_size times by the annealed sampler (behaviour policy mu);
+    reward_fn(rollout) -> (P * group_size,) rewards. The batch is then cut into
+    num_minibatches optimiser updates (SPEC §4: 4 per step), each accumulated over
+    micro-batches whose loss is normalised by the token count of the whole mini-batch.
+    Returns (stats, rollout, rewards).
+    """
+    N = input_ids.shape[0] * group_size
+    if N % num_minibatches:
+        raise ValueError(f"{N} answers do not split into {num_minibatches} mini-batches")
+    ids = input_ids.repeat_interleave(group_size, 0)          # (N, L): rows of a group adjacent
+    am = attention_mask.repeat_interleave(group_size, 0)
+    was_training = policy.training
+    policy.eval()                                             # KV cache on, no checkpointing
+    roll = sample(policy, ids, am, temperatures, eos_token_id=eos_token_id,
+                  pad_token_id=pad_token_id, generator=generator, vocab_size=vocab_size)
+    rewards = reward_fn(roll).float().to(ids.device)          # (N,)
+    adv = group_advantages(rewards, group_size)               # (N,)
+    score = dict(micro_batch=micro_batch, vocab_size=vocab_size)
+    with torch.no_grad():
+        # pi_old: the sampler's own T=1 log-probs, or a fresh forward that uses exactly the
+        # numerics of the update (in bf16 the KV-cache path differs by ~1e-2 from it)
+        logp_old = (token_logprobs(policy, ids, am, roll.tokens, roll.mask, **score)
+                    if recompute_old else roll.logp_pi)
+        logp_ref = (token_logprobs(ref_model, ids, am, roll.tokens, roll.mask, **score)
+                    if kl_coef else None)
+    policy.train()                                            # checkpointing/dropout as set
+    params = [p for p in policy.parameters() if p.requires_grad]
+    mb_size = N // num_minibatches
+    sums, n_updates, grad_norms = Counter(), 0, []
+    for mb in torch.arange(N, device=ids.device).split(mb_size):
+        n_tok = float(roll.mask[mb].sum())                    # SPEC §4: mean over mini-batch
+        # a row with A = 0 and no KL term has zero gradient; skip its forward, keep its tokens
+        rows = mb[adv[mb] != 0] if not kl_coef else mb
+        if len(rows) == 0:
+            continue                                          # no signal: no optimiser step
+        optimizer.zero_grad(set_to_none=True)
+        for mu in rows.split(micro_batch):
+            T = int(roll.mask[mu].sum(1).max())               # trim this micro-batch's padding
+            logp = token_logprobs(policy, ids[mu], am[mu], roll.tokens[mu, :T],
+                                  roll.mask[mu, :T], **score)
+            loss, st = policy_loss(logp, logp_old[mu, :T], roll.logp_mu[mu, :T], adv[mu],
+                                   roll.mask[mu, :T], clip_low=clip_low, clip_high=clip_high,
+                                   tis_cap=tis_cap, dual_clip=dual_clip, kl_coef=kl_coef,
+                                   logp_ref=None if logp_ref is None else logp_ref[mu, :T],
+                                   num_tokens=max(n_tok, 1.0))
+            loss.backward()
+            sums.update({k: v * st["tokens"] for k, v in st.items() if k != "tokens"})
+            sums["tokens"] += st["tokens"]
+            sums["loss"] += float(loss.detach())
+        grad_norms.append(float(torch.nn.utils.clip_grad_norm_(params, max_grad_norm)))
+        optimizer.step()
+        n_updates += 1
+    policy.train(was_training)
+    tok = max(sums.pop("tokens", 0.0), 1.0)
+    loss_sum = sums.pop("loss", 0.0)
+    stats = {f"loss/{k}": v / tok for k, v in sums.items()}
+    lengths = roll.mask.sum(1).float()
+    stats.update({
+        "loss/pg_loss": loss_sum / max(n_updates, 1),
+        "loss/grad_norm": sum(grad_norms) / len(grad_norms) if grad_norms else 0.0,
+        "loss/updates": n_updates,
+        "rollout/reward": float(rewards.mean()),
+        "rollout/answer_len": float(lengths.mean()),
+        "rollout/tokens": int(roll.mask.sum()),
+        "rollout/zero_var_groups": float((rewards.view(-1, group_size).std(-1) == 0).float()
+                                         .mean()) if group_size > 1 else 1.0,
+        "rollout/tau_max": float(temperatures[:roll.tokens.shape[1]].max()),
+        "rollout/tau_min": float(temperatures[:roll.tokens.shape[1]].min()),
+    })
+    return stats, roll, rewards

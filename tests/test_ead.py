@@ -1,0 +1,348 @@
+"""ead.py against independent computations: the formula, full forward passes, brute force."""
+import itertools
+import math
+import statistics
+
+import pytest
+import torch
+import torch.nn.functional as F
+from transformers import LogitsProcessorList
+
+import ead
+
+V_REAL = 40          # real vocabulary; rows 40..47 of the lm_head are padding
+EOS = [3, 5, 7, 11]  # several EOS ids so that rows end at different steps
+PAD = 0
+
+
+# ----------------------------------------------------------------------------- schedule
+
+def test_schedule_matches_formula():
+    tau = ead.ead_schedule(300, step=3, tau_max=1.3, tau_min=0.2, d0=50, alpha=10, c=4)
+    d = 50 + 10 * 3
+    for t in range(300):
+        want = 1.0 if t < 4 else max(1 + 1.3 - math.exp(t / d), 0.2)
+        assert tau[t].item() == pytest.approx(want, abs=1e-6)
+    assert tau.dtype == torch.float32 and tau.shape == (300,)
+
+
+def test_schedule_defaults_cross_points():
+    tau = ead.ead_schedule(4000)
+    assert torch.all(tau[:10] == 1.0)
+    first_below_1 = int((tau[10:] < 1.0).nonzero()[0]) + 10
+    first_floor = int((tau <= 0.1 + 1e-7).nonzero()[0])
+    assert first_below_1 == 92          # 500 * ln(1.2) = 91.16
+    assert first_floor == 371           # 500 * ln(2.1) = 370.97
+    assert tau[100].item() == pytest.approx(0.9795, abs=1e-3)
+    tau100 = ead.ead_schedule(4000, step=100)
+    assert int((tau100[10:] < 1.0).nonzero()[0]) + 10 == 1915   # 10500 * ln(1.2) = 1914.4
+    # d is capped at d_max
+    assert torch.equal(ead.ead_schedule(50, step=10**9, d_max=700),
+                       ead.ead_schedule(50, step=0, d0=700, alpha=0))
+
+
+def test_schedule_start_is_tau_max_when_c_is_zero():
+    assert ead.ead_schedule(3, c=0, tau_max=1.5)[0].item() == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(tau_min=1.5, tau_max=1.2), "tau_min"), (dict(tau_min=0.0), "tau_min"),
+    (dict(d0=0.0), "d0"), (dict(num_tokens=-1), "num_tokens"), (dict(step=-2), "step"),
+    (dict(c=-1), "c"), (dict(alpha=-1.0), "alpha"), (dict(d_max=0.0), "d_max")])
+def test_schedule_rejects_bad_arguments(kwargs, name):
+    kwargs.setdefault("num_tokens", 5)
+    with pytest.raises(ValueError, match=name):
+        ead.ead_schedule(**kwargs)
+
+
+# ----------------------------------------------------------------------------- sampler
+
+def left_pad(prompts, pad=PAD):
+    L = max(len(p) for p in prompts)
+    ids = torch.tensor([[pad] * (L - len(p)) + p for p in prompts])
+    am = torch.tensor([[0] * (L - len(p)) + [1] * len(p) for p in prompts])
+    return ids, am
+
+
+def reference_logp(model, prompt, answer, taus):
+    """Independent: one unpadded, uncached forward of prompt + answer for a single row."""
+    ids = torch.tensor([prompt + answer])
+    with torch.no_grad():
+        logits = model(ids).logits[0, len(prompt) - 1:-1].float()   # (T, V)
+    logits[:, V_REAL:] = float("-inf")
+    y = torch.tensor(answer)[:, None]
+    mu = F.log_softmax(logits / taus[:len(answer), None], -1).gather(1, y).squeeze(1)
+    pi = F.log_softmax(logits, -1).gather(1, y).squeeze(1)
+    return mu, pi
+
+
+PROMPTS = [[1, 20, 21, 22], [1, 30, 31, 32, 33, 34, 35, 36], [1, 25], [1, 12, 13, 14, 15, 16],
+           [1, 17, 18, 19], [1, 23, 24, 26, 27, 28, 29, 30, 31, 32, 33]]
+
+
+def test_sampler_logprobs_match_full_forward(tiny_model):
+    ids, am = left_pad(PROMPTS * 3)
+    taus = ead.ead_schedule(16, tau_max=1.5, tau_min=0.3, d0=6, alpha=0, c=2)
+    g = torch.Generator().manual_seed(1)
+    roll = ead.sample(tiny_model, ids, am, taus, eos_token_id=EOS, pad_token_id=PAD,
+                      generator=g, vocab_size=V_REAL)
+    B, T = roll.tokens.shape
+    assert roll.mask.dtype == torch.bool and roll.logp_mu.dtype == torch.float32
+    lengths = roll.mask.sum(1)
+    assert (lengths < T).any(), "some rows should end early with this seed"
+    assert (roll.tokens < V_REAL).all(), "padded vocabulary rows must never be sampled"
+    for b, prompt in enumerate(PROMPTS * 3):
+        n = int(lengths[b])
+        answer = roll.tokens[b, :n].tolist()
+        # the mask is a prefix, it ends at the first EOS, and pad follows it
+        assert roll.mask[b, :n].all() and not roll.mask[b, n:].any()
+        if n < T:
+            assert answer[-1] in EOS and all(a not in EOS for a in answer[:-1])
+            assert (roll.tokens[b, n:] == PAD).all()
+        mu, pi = reference_logp(tiny_model, prompt, answer, taus)
+        torch.testing.assert_close(roll.logp_mu[b, :n], mu, atol=1e-4, rtol=0)
+        torch.testing.assert_close(roll.logp_pi[b, :n], pi, atol=1e-4, rtol=0)
+        assert (roll.logp_mu[b, n:] == 0).all()
+
+
+def test_sampler_stops_when_every_row_ended(tiny_model):
+    ids, am = left_pad(PROMPTS)
+    roll = ead.sample(tiny_model, ids, am, torch.full((400,), 1.0), eos_token_id=EOS,
+                      pad_token_id=PAD, generator=torch.Generator().manual_seed(0),
+                      vocab_size=V_REAL)
+    assert roll.tokens.shape[1] < 400
+    assert roll.tokens.shape[1] == int(roll.mask.sum(1).max())
+
+
+def test_sampler_is_deterministic_given_generator(tiny_model):
+    ids, am = left_pad(PROMPTS)
+    taus = torch.full((10,), 1.1)
+    kw = dict(eos_token_id=3, pad_token_id=PAD, vocab_size=V_REAL)
+    a = ead.sample(tiny_model, ids, am, taus, generator=torch.Generator().manual_seed(5), **kw)
+    b = ead.sample(tiny_model, ids, am, taus, generator=torch.Generator().manual_seed(5), **kw)
+    c = ead.sample(tiny_model, ids, am, taus, generator=torch.Generator().manual_seed(6), **kw)
+    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.logp_mu, b.logp_mu)
+    assert not torch.equal(a.tokens, c.tokens)
+
+
+def chi2_critical(df, z=3.09):
+    """Wilson-Hilferty approximation of the chi-square quantile (z = 3.09: p = 0.001)."""
+    return df * (1 - 2 / (9 * df) + z * math.sqrt(2 / (9 * df))) ** 3
+
+
+@pytest.mark.parametrize("tau", [0.7, 1.6])
+def test_first_token_frequencies_follow_softmax_over_tau(tiny_model, tau):
+    n = 6000
+    ids, am = left_pad([[1, 20, 21]] * n)
+    roll = ead.sample(tiny_model, ids, am, torch.full((1,), tau), eos_token_id=EOS,
+                      pad_token_id=PAD, generator=torch.Generator().manual_seed(2),
+                      vocab_size=V_REAL)
+    with torch.no_grad():
+        logits = tiny_model(torch.tensor([[1, 20, 21]])).logits[0, -1, :V_REAL]
+    p = F.softmax(logits / tau, -1).double()
+    counts = torch.bincount(roll.tokens[:, 0], minlength=V_REAL).double()[:V_REAL]
+    expected = p * n
+    big = expected >= 5                                  # merge rare bins into one
+    obs = torch.cat([counts[big], counts[~big].sum()[None]])
+    exp_ = torch.cat([expected[big], expected[~big].sum()[None]])
+    keep = exp_ > 0
+    stat = float(((obs[keep] - exp_[keep]) ** 2 / exp_[keep]).sum())
+    assert stat < chi2_critical(int(keep.sum()) - 1), stat
+    # and the test has power: the same counts are rejected against the T = 1 distribution
+    if tau != 1.0:
+        p1 = F.softmax(logits, -1).double() * n
+        stat1 = float(((counts - p1) ** 2 / p1.clamp(min=1e-9)).sum())
+        assert stat1 > chi2_critical(V_REAL - 1)
+
+
+def test_logits_processor_in_generate_matches_reference(tiny_model):
+    ids, am = left_pad(PROMPTS)
+    taus = ead.ead_schedule(12, tau_max=1.4, tau_min=0.4, d0=5, alpha=0, c=1)
+    proc = ead.EADLogitsProcessor(taus, prompt_length=ids.shape[1], vocab_size=V_REAL)
+    torch.manual_seed(3)
+    out = tiny_model.generate(input_ids=ids, attention_mask=am, do_sample=True,
+                              temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=12,
+                              logits_processor=LogitsProcessorList([proc]),
+                              eos_token_id=EOS, pad_token_id=PAD, output_scores=True,
+                              return_dict_in_generate=True)
+    gen = out.sequences[:, ids.shape[1]:]
+    scores = torch.stack(out.scores, 1)                       # (B, T, V) = logits / tau_t
+    lp_gen = F.log_softmax(scores.float(), -1).gather(-1, gen[..., None]).squeeze(-1)
+    # the sampler's log mu for the same tokens: teacher-force them through the scorer
+    mask = torch.ones_like(gen, dtype=torch.bool)
+    for b in range(len(PROMPTS)):
+        hit = [i for i, t in enumerate(gen[b].tolist()) if t in EOS]
+        if hit:
+            mask[b, hit[0] + 1:] = False
+    lp_scorer = ead.token_logprobs(tiny_model, ids, am, gen, mask, temperatures=taus,
+                                   vocab_size=V_REAL)
+    for b, prompt in enumerate(PROMPTS):
+        n = int(mask[b].sum())
+        mu, _ = reference_logp(tiny_model, prompt, gen[b, :n].tolist(), taus)
+        torch.testing.assert_close(lp_gen[b, :n], mu, atol=1e-4, rtol=0)
+        torch.testing.assert_close(lp_scorer[b, :n], mu, atol=1e-4, rtol=0)
+
+
+def test_scorer_matches_sampler_at_temperature_one(tiny_model):
+    ids, am = left_pad(PROMPTS * 2)
+    roll = ead.sample(tiny_model, ids, am, ead.ead_schedule(14, d0=8, c=3), eos_token_id=EOS,
+                      pad_token_id=PAD, generator=torch.Generator().manual_seed(4),
+                      vocab_size=V_REAL)
+    logp, ent = ead.token_logprobs(tiny_model, ids, am, roll.tokens, roll.mask, micro_batch=5,
+                                   vocab_size=V_REAL, with_entropy=True)
+    torch.testing.assert_close(logp, roll.logp_pi, atol=1e-4, rtol=0)
+    torch.testing.assert_close(ent.where(roll.mask, 0), roll.entropy, atol=1e-4, rtol=0)
+
+
+# ----------------------------------------------------------------------------- update
+
+def test_group_advantages():
+    r = torch.tensor([1.0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 1])
+    adv = ead.group_advantages(r, 4)
+    for g in range(3):
+        grp = r[4 * g:4 * g + 4].tolist()
+        sd = statistics.stdev(grp)
+        for i in range(4):
+            want = 0.0 if sd == 0 else (grp[i] - statistics.mean(grp)) / (sd + 1e-6)
+            assert adv[4 * g + i].item() == pytest.approx(want, abs=1e-6)
+    assert (ead.group_advantages(torch.full((8,), 0.7), 4) == 0).all()
+    with pytest.raises(ValueError):
+        ead.group_advantages(r, 5)
+
+
+def reference_loss(logp, logp_old, logp_mu, adv, mask, clip_low, clip_high, tis_cap,
+                   dual_clip=None, kl_coef=0.0, logp_ref=None):
+    """Hand-written, token by token, straight from SPEC §4."""
+    total, count = 0.0, 0
+    B, T = logp.shape
+    for b in range(B):
+        A = float(adv[b])
+        for t in range(T):
+            if not mask[b, t]:
+                continue
+            count += 1
+            r = torch.exp(logp[b, t] - logp_old[b, t])
+            clipped = min(max(r, torch.tensor(1 - clip_low)), torch.tensor(1 + clip_high))
+            l = max(-A * r, -A * clipped)
+            if dual_clip is not None and A < 0:
+                l = min(l, torch.tensor(-A * dual_clip))
+            w = 1.0
+            if tis_cap is not None:
+                w = min(math.exp(float(logp_old[b, t] - logp_mu[b, t])), tis_cap)
+            term = w * l
+            if kl_coef:
+                d = logp_ref[b, t] - logp[b, t]
+                term = term + kl_coef * (torch.exp(d) - d - 1)
+            total = total + term
+    return total / count
+
+
+@pytest.mark.parametrize("tis_cap,dual_clip,kl_coef", [
+    (2.0, None, 0.0), (None, None, 0.0), (1.3, 3.0, 0.0), (2.0, None, 0.001)])
+def test_policy_loss_matches_reference_in_value_and_gradient(tis_cap, dual_clip, kl_coef):
+    g = torch.Generator().manual_seed(0)
+    B, T = 5, 7
+    logp_old = -torch.rand(B, T, generator=g) * 3
+    logp_mu = logp_old + torch.randn(B, T, generator=g) * 0.8
+    logp_ref = logp_old + torch.randn(B, T, generator=g) * 0.2
+    base = logp_old + torch.randn(B, T, generator=g) * 0.4    # ratios both inside and outside
+    adv = torch.randn(B, generator=g)
+    mask = torch.rand(B, T, generator=g) > 0.25
+    x1 = base.clone().requires_grad_()
+    x2 = base.clone().requires_grad_()
+    loss, stats = ead.policy_loss(x1, logp_old, logp_mu, adv, mask, clip_low=0.2,
+                                  clip_high=0.28, tis_cap=tis_cap, dual_clip=dual_clip,
+                                  kl_coef=kl_coef, logp_ref=logp_ref)
+    ref = reference_loss(x2, logp_old, logp_mu, adv, mask, 0.2, 0.28, tis_cap, dual_clip,
+                         kl_coef, logp_ref)
+    assert loss.detach().item() == pytest.approx(ref.detach().item(), abs=1e-6)
+    loss.backward()
+    ref.backward()
+    torch.testing.assert_close(x1.grad, x2.grad, atol=1e-6, rtol=1e-5)
+    assert 0 < stats["clip_frac_low"] + stats["clip_frac_high"] < 1
+    assert stats["mu_gap"] == pytest.approx(
+        float((logp_old - logp_mu).abs()[mask].mean()), abs=1e-6)
+
+
+def test_tis_weight_is_one_on_policy_and_capped():
+    B, T = 3, 4
+    logp = -torch.rand(B, T)
+    adv = torch.tensor([1.0, -0.5, 2.0])
+    mask = torch.ones(B, T, dtype=torch.bool)
+    on, st_on = ead.policy_loss(logp, logp, logp, adv, mask, tis_cap=2.0)
+    off, _ = ead.policy_loss(logp, logp, logp, adv, mask, tis_cap=None)
+    assert on.item() == pytest.approx(off.item()) and st_on["tis_weight_mean"] == 1.0
+    assert st_on["tis_trunc_frac"] == 0.0
+    far, st_far = ead.policy_loss(logp, logp, logp - 5.0, adv, mask, tis_cap=2.0)
+    assert far.item() == pytest.approx(2.0 * off.item())    # exp(5) is capped at 2
+    assert st_far["tis_trunc_frac"] == 1.0 and st_far["tis_weight_mean"] == 2.0
+
+
+def test_policy_loss_no_nan_for_equal_rewards():
+    rewards = torch.ones(8)
+    adv = ead.group_advantages(rewards, 4)
+    logp = (-torch.rand(8, 5)).requires_grad_()
+    loss, _ = ead.policy_loss(logp, logp.detach(), logp.detach() - 0.3, adv,
+                              torch.ones(8, 5, dtype=torch.bool))
+    loss.backward()
+    assert loss.item() == 0.0 and torch.isfinite(logp.grad).all()
+
+
+def test_num_tokens_normaliser_sums_micro_batches():
+    g = torch.Generator().manual_seed(1)
+    logp = -torch.rand(6, 5, generator=g)
+    old = logp + 0.1 * torch.randn(6, 5, generator=g)
+    adv = torch.randn(6, generator=g)
+    mask = torch.rand(6, 5, generator=g) > 0.3
+    whole, _ = ead.policy_loss(logp, old, old, adv, mask)
+    n = float(mask.sum())
+    parts = sum(ead.policy_loss(logp[i:i + 2], old[i:i + 2], old[i:i + 2], adv[i:i + 2],
+                                mask[i:i + 2], num_tokens=n)[0] for i in range(0, 6, 2))
+    assert parts.item() == pytest.approx(whole.item(), abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- metrics
+
+@pytest.mark.parametrize("n", [1, 2, 4, 6])
+def test_pass_and_worst_at_k_equal_brute_force(n):
+    for c in range(n + 1):
+        items = [True] * c + [False] * (n - c)
+        for k in range(1, n + 1):
+            subsets = list(itertools.combinations(items, k))
+            assert ead.pass_at_k(n, c, k) == pytest.approx(
+                sum(any(s) for s in subsets) / len(subsets))
+            assert ead.worst_at_k(n, c, k) == pytest.approx(
+                sum(all(s) for s in subsets) / len(subsets))
+    with pytest.raises(ValueError):
+        ead.pass_at_k(4, 2, 5)
+
+
+def test_maj_at_k():
+    assert ead.maj_at_k(["3", "4", "3", None], [True, False, True, False]) == 1.0
+    assert ead.maj_at_k(["4", "3", "4", "3"], [False, True, False, True]) == 0.0  # tie: first
+    assert ead.maj_at_k([None, None], [False, False]) == 0.0
+
+
+# ----------------------------------------------------------------------------- RL step
+
+def test_rl_step_raises_reward_of_a_target_token(tiny_model):
+    """End to end: rewarding token 9 anywhere in the answer must make token 9 more likely."""
+    import copy
+    model = copy.deepcopy(tiny_model)
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    ids, am = left_pad(PROMPTS[:4])
+    taus = ead.ead_schedule(6, tau_max=1.5, tau_min=0.5, d0=4, c=1)
+
+    def reward_fn(roll):
+        return ((roll.tokens == 9) & roll.mask).any(1).float()
+
+    g = torch.Generator().manual_seed(0)
+    before, after = [], []
+    for step in range(25):
+        stats, roll, rewards = ead.rl_step(model, opt, ids, am, reward_fn, taus, group_size=8,
+                                           eos_token_id=EOS, pad_token_id=PAD, generator=g,
+                                           vocab_size=V_REAL, num_minibatches=2, micro_batch=8)
+        (before if step < 3 else after).append(stats["rollout/reward"])
+        assert math.isfinite(stats["loss/grad_norm"])
+    assert stats["loss/updates"] <= 2 and not model.training
+    assert sum(after[-5:]) / 5 > sum(before) / 3 + 0.2, (before, after[-5:])
