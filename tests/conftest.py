@@ -21,3 +21,19 @@ def tiny_model():
     with torch.no_grad():  # sharpen the random model so samples are not uniform noise
         model.lm_head.weight.mul_(8.0)
     return model
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2():
+    """A random GPT-2: learned ABSOLUTE positions, so wrong position ids change its logits
+    (RoPE models like Qwen2 are blind to a constant shift of all positions)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    cfg = GPT2Config(vocab_size=48, n_embd=32, n_layer=2, n_head=4, n_positions=256,
+                     tie_word_embeddings=False)
+    model = GPT2LMHeadModel(cfg).eval()
+    with torch.no_grad():
+        model.lm_head.weight.mul_(8.0)
+        model.transformer.wpe.weight.mul_(20.0)   # make positions matter a lot
+    return model

@@ -80,7 +80,9 @@ PROMPTS = [[1, 20, 21, 22], [1, 30, 31, 32, 33, 34, 35, 36], [1, 25], [1, 12, 13
            [1, 17, 18, 19], [1, 23, 24, 26, 27, 28, 29, 30, 31, 32, 33]]
 
 
-def test_sampler_logprobs_match_full_forward(tiny_model):
+@pytest.mark.parametrize("which", ["tiny_model", "tiny_gpt2"])
+def test_sampler_logprobs_match_full_forward(which, request):
+    tiny_model = request.getfixturevalue(which)
     ids, am = left_pad(PROMPTS * 3)
     taus = ead.ead_schedule(16, tau_max=1.5, tau_min=0.3, d0=6, alpha=0, c=2)
     g = torch.Generator().manual_seed(1)
