@@ -116,7 +116,12 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
             logits[:, vocab_size:] = float("-inf")           # Qwen pads its lm_head
         lp_pi = F.log_softmax(logits, dim=-1)                # (B, V) target policy, T = 1
         lp_mu = F.log_softmax(logits / tau, dim=-1)          # (B, V) behaviour policy
-        y = torch.multinomial(lp_mu.exp(), 1, generator=generator).squeeze(1)  # (B,)
+        # inverse-CDF sampling: one uniform per row (torch.multinomial is ~8x slower on CPU);
+        # u stays strictly below the total, so a zero-probability token is never picked
+        cdf = lp_mu.exp().cumsum(-1)                         # (B, V)
+        u = torch.rand(B, 1, generator=generator, device=device) * cdf[:, -1:]
+        u = torch.minimum(u, cdf[:, -1:].nextafter(torch.zeros((), device=device)))
+        y = torch.searchsorted(cdf, u, right=True).squeeze(1)  # (B,)
         y = torch.where(done, pad_token_id, y)               # ended rows only emit pad
         tokens.append(y)
         mask.append(~done)

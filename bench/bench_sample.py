@@ -1,0 +1,108 @@
+"""Tokens/s of ead.sample vs model.generate vs a bare cached-forward loop (the ceiling).
+
+    python bench/bench_sample.py                      # CPU, tiny Qwen2, batch 256
+    python bench/bench_sample.py --device cuda --dtype bfloat16 --preset qwen1.5b --batch 64
+
+All three decode the same batch for the same number of new tokens (no EOS, so every row
+runs to the end); each is timed `--repeats` times and the best time is kept. Ratios are the
+numbers to quote: they come from one run on one machine.
+"""
+import argparse
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import ead  # noqa: E402
+
+PRESETS = {  # name: Qwen2Config kwargs
+    "tiny": dict(vocab_size=32, hidden_size=64, intermediate_size=256, num_hidden_layers=2,
+                 num_attention_heads=4, num_key_value_heads=2),
+    "qwen1.5b": dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960,
+                     num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
+                     tie_word_embeddings=True),
+}
+
+
+def build(preset, device, dtype):
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    cfg = Qwen2Config(max_position_embeddings=4096, **PRESETS[preset])
+    with torch.device(device):
+        return Qwen2ForCausalLM(cfg).to(dtype).eval()
+
+
+@torch.no_grad()
+def bare_loop(model, ids, am, n_new):
+    """The same cached forwards as `sample`, with argmax instead of sampling and no log-probs."""
+    from transformers import DynamicCache
+    cache, kw = DynamicCache(config=model.config), ead._cache_kwarg(model)
+    pos = ead.positions_from_mask(am)
+    step = ids
+    for _ in range(n_new):
+        out = model(input_ids=step, attention_mask=am, position_ids=pos, use_cache=True,
+                    logits_to_keep=1, **{kw: cache})
+        step = out.logits[:, -1].argmax(-1, keepdim=True)
+        am = torch.nn.functional.pad(am, (0, 1), value=1)
+        pos = pos[:, -1:] + 1
+
+
+def timed(fn, device, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        fn()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=PRESETS, default="tiny", help="model shape (random weights)")
+    p.add_argument("--batch", type=int, default=256, help="rows decoded together")
+    p.add_argument("--prompt-len", type=int, default=16, help="prompt tokens per row")
+    p.add_argument("--new-tokens", type=int, default=64, help="answer tokens per row")
+    p.add_argument("--repeats", type=int, default=3, help="timings per method; best is kept")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--dtype", default="float32", help="float32 or bfloat16")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads")
+    a = p.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    model = build(a.preset, a.device, getattr(torch, a.dtype))
+    V = model.config.vocab_size
+    ids = torch.randint(1, V, (a.batch, a.prompt_len), device=a.device)
+    am = torch.ones_like(ids)
+    taus = ead.ead_schedule(a.new_tokens, tau_max=1.2, tau_min=0.1, d0=a.new_tokens / 3, c=2)
+    g = torch.Generator(device=a.device).manual_seed(0)
+    no_eos = V + 1  # an id that is never sampled: every row decodes all new tokens
+    runs = {
+        "bare loop (ceiling)": lambda: bare_loop(model, ids, am, a.new_tokens),
+        "ead.sample": lambda: ead.sample(model, ids, am, taus, eos_token_id=no_eos,
+                                         pad_token_id=0, generator=g),
+        "model.generate": lambda: model.generate(
+            input_ids=ids, attention_mask=am, do_sample=True, temperature=1.0, top_k=0,
+            top_p=1.0, max_new_tokens=a.new_tokens, min_new_tokens=a.new_tokens,
+            eos_token_id=no_eos, pad_token_id=0,
+            logits_processor=[ead.EADLogitsProcessor(taus, a.prompt_len)]),
+    }
+    for fn in runs.values():   # warm-up (allocator, kernels)
+        fn()
+    tok = a.batch * a.new_tokens
+    res = {name: tok / timed(fn, a.device, a.repeats) for name, fn in runs.items()}
+    dev = torch.cuda.get_device_name() if a.device == "cuda" else f"CPU x{a.threads} threads"
+    print(f"{a.preset} Qwen2, {a.dtype}, {dev}, batch {a.batch}, prompt {a.prompt_len}, "
+          f"{a.new_tokens} new tokens")
+    for name, r in res.items():
+        print(f"  {name:22s} {r:12,.0f} tokens/s")
+    print(f"  sample / generate   = {res['ead.sample'] / res['model.generate']:.2f}x")
+    print(f"  sample / bare loop  = {res['ead.sample'] / res['bare loop (ceiling)']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
