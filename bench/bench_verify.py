@@ -1,0 +1,92 @@
+"""Cases per second of verify.reward over a few thousand mixed, generated cases.
+
+    python bench/bench_verify.py [--cases 4000] [--seed 0]
+
+Each case is a full completion (a paragraph of reasoning ending in a boxed answer, or a
+fallback phrase, or garbage) and a gold answer, spelled in one of many ways: integers with
+separators, decimals, fractions, mixed numbers, radicals, polynomials, tuples, sets,
+intervals, matrices, multiple choice, words. Half of the cases are correct. Prints the rate,
+the slowest single call, and the share of correct verdicts on cases whose truth is known by
+construction.
+"""
+import argparse
+import os
+import random
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import verify  # noqa: E402
+
+
+def spellings(rng):
+    """(gold, a correct spelling, a wrong spelling) in one of several categories."""
+    a, b = rng.randint(1, 99), rng.randint(2, 99)
+    n = rng.randint(1000, 999999)
+    kind = rng.randrange(10)
+    if kind == 0:
+        return str(n), f"{n:,}", f"{n + rng.randint(1, 9):,}"
+    if kind == 1:
+        return f"\\frac{{{a}}}{{{b}}}", f"\\dfrac{{{2 * a}}}{{{2 * b}}}", f"\\frac{{{a + 1}}}{{{b}}}"
+    if kind == 2:
+        return f"{a}\\sqrt{{{b}}}", f"\\sqrt{{{a * a * b}}}", f"{a}\\sqrt{{{b + 1}}}"
+    if kind == 3:
+        return f"x^2 + {a + b}x + {a * b}", f"(x+{a})(x+{b})", f"(x+{a})(x-{b})"
+    if kind == 4:
+        return f"({a}, {b})", f"\\left( {a},{b} \\right)", f"({b}, {a})" if a != b else "(0, 0)"
+    if kind == 5:
+        return f"{a}, {b}, {a + b}", f"\\{{{a + b}, {b}, {a}\\}}", f"{a}, {b}"
+    if kind == 6:
+        return f"(-\\infty, {a}]", f"x \\le {a}", f"x < {a}"
+    if kind == 7:
+        return ("\\begin{pmatrix} %d & %d \\\\ %d & %d \\end{pmatrix}" % (a, b, b, a),
+                "\\begin{bmatrix}%d&%d\\\\%d&%d\\end{bmatrix}" % (a, b, b, a),
+                "\\begin{pmatrix} %d & %d \\\\ %d & %d \\end{pmatrix}" % (b + 1, a, a, b))
+    if kind == 8:
+        c = rng.choice("ABCDE")
+        return f"\\text{{({c})}}", f"({c})", "(" + ("A" if c != "A" else "B") + ")"
+    return f"{a}.{b:02d}", f"{a}.{b:02d}0", f"{a}.{b + 1:02d}"
+
+
+FILLER = ("We expand both sides, collect like terms and simplify the fraction. "
+          "Substituting back, the constraint holds, so ")
+
+
+def completion(rng, answer):
+    style = rng.randrange(4)
+    body = FILLER * rng.randint(1, 6)
+    if style == 0:
+        return body + f"the result is $\\boxed{{{answer}}}$.", True
+    if style == 1:
+        return body + f"The answer is {answer}", True
+    if style == 2:
+        return body + f"$$\\boxed{{{answer}}}$$ and we are done.", True
+    return body + f"\\boxed{{{answer}", False   # truncated: no answer
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--cases", type=int, default=4000, help="number of generated cases")
+    p.add_argument("--seed", type=int, default=0, help="generator seed")
+    args = p.parse_args()
+    rng = random.Random(args.seed)
+    cases = []
+    for _ in range(args.cases):
+        gold, good, bad = spellings(rng)
+        correct = rng.random() < 0.5
+        text, complete = completion(rng, good if correct else bad)
+        cases.append((text, gold, 1.0 if correct and complete else 0.0))
+    t0 = time.perf_counter()
+    worst, right = 0.0, 0
+    for text, gold, want in cases:
+        t = time.perf_counter()
+        got = verify.reward(text, gold)
+        worst = max(worst, time.perf_counter() - t)
+        right += got == want
+    dt = time.perf_counter() - t0
+    print(f"{len(cases)} cases in {dt:.2f} s: {len(cases) / dt:,.0f} cases/s; "
+          f"slowest call {worst * 1e3:.2f} ms; verdicts as constructed: {right}/{len(cases)}")
+
+
+if __name__ == "__main__":
+    main()

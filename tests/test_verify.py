@@ -1,0 +1,143 @@
+"""verify.py: a table of cases per category, extraction, and adversarial inputs."""
+import time
+
+import pytest
+
+import verify
+
+EQUIV = [
+    # numbers
+    ("1,000", "1000"), ("1{,}000", "1000"), ("-5", "-5"), ("+5", "5"), ("0.5", "\\frac{1}{2}"),
+    ("0.50", "0.5"), ("4.5e33", "4.5\\times10^{33}"), ("4.5 \\times 10^{33}", "4.5e33"),
+    ("\\frac12", "0.5"), ("\\dfrac{3}{4}", "\\frac34"), ("\\tfrac{3}{4}", "3/4"),
+    ("2\\frac{1}{2}", "\\frac52"), ("-\\frac{1}{3}", "\\frac{-1}{3}"), ("1/3", "\\frac{1}{3}"),
+    ("10\\%", "10"), ("25\\%", "25"), ("12.0", "12"), ("3", "3.0"), ("1\\,000\\,000", "10^6"),
+    # LaTeX noise
+    ("$\\frac{1}{2}$", "\\frac{1}{2}"), ("\\left( 3, 4 \\right)", "(3,4)"), ("\\!5", "5"),
+    ("\\text{5}", "5"), ("\\mathrm{5}", "5"), ("5.", "5"), ("x = 3", "3"), ("x=3", "3"),
+    ("30^\\circ", "30"), ("30^{\\circ}", "30"), ("30°", "30"), ("5 \\text{ cm}", "5"),
+    ("\\$ 5", "5"), ("5\\text{ dollars}", "5"), ("12 \\text{ cm}^2", "12"), ("\\mbox{7}", "7"),
+    # expressions
+    ("2\\sqrt{3}", "\\sqrt{12}"), ("\\frac{\\sqrt{3}}{2}", "\\frac{1}{2}\\sqrt3"),
+    ("2\\pi", "\\pi \\cdot 2"), ("\\pi r^2", "r^2\\pi"), ("x^2+2x+1", "(x+1)^2"),
+    ("2x", "x+x"), ("\\frac{x}{2}", "0.5x"), ("a^2 b", "b a^2"), ("\\sqrt[3]{8}", "2"),
+    ("3^{2}", "9"), ("2^{10}", "1024"), ("e^{2}", "e^2"), ("\\ln(e^3)", "3"),
+    ("\\sin^2 x + \\cos^2 x", "1"), ("y = 2x + 3", "2x+3"), ("f(x) = x^2", "x^2"),
+    ("3+4i", "4i+3"), ("5!", "120"), ("\\log_2 8", "3"), ("|-3|", "3"),
+    # structures
+    ("(1, 2)", "(1,2)"), ("1, 2", "2, 1"), ("\\{1, 2\\}", "\\{2,1\\}"), ("x=1, x=2", "2, 1"),
+    ("(-\\infty, 3]", "x \\le 3"), ("x \\leq 3", "(-\\infty,3]"), ("[2, 5)", "2 \\le x < 5"),
+    ("(0,1) \\cup (2,3)", "(2,3)\\cup(0,1)"), ("x > 2", "(2, \\infty)"),
+    ("\\begin{pmatrix} 1 & 2 \\\\ 3 & 4 \\end{pmatrix}", "\\begin{bmatrix}1&2\\\\3&4\\end{bmatrix}"),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\\\ 3 \\end{pmatrix}", "(1,2,3)"),
+    ("1 \\text{ and } 2", "1, 2"), ("(\\frac12, 3)", "(0.5, 3)"),
+    # multiple choice and words
+    ("(A)", "A"), ("A", "\\text{(A)}"), ("A)", "(A)"), ("\\textbf{(B)}", "B"),
+    ("Tuesday", "\\text{Tuesday}"), ("yes", "Yes"), ("\\text{east}", "East"),
+    # unicode
+    ("√12", "2\\sqrt{3}"), ("2π", "2\\pi"), ("−3", "-3"), ("3×4", "12"), ("12÷4", "3"),
+    ("x ≤ 3", "(-\\infty, 3]"), ("(-∞, 2)", "x < 2"),
+]
+
+NOT_EQUIV = [
+    ("0.1", "10\\%"), ("3", "4"), ("0.333", "\\frac13"), ("3.14", "\\pi"), ("(1, 2)", "(2, 1)"),
+    ("[1, 2]", "(1, 2)"), ("(-\\infty, 3)", "x \\le 3"), ("2\\sqrt{3}", "\\sqrt{13}"),
+    ("x^2+1", "(x+1)^2"), ("2x", "2y"), ("A", "B"), ("(C)", "A"), ("Tuesday", "Tuseday"),
+    ("1, 2", "1, 2, 3"), ("\\{1,2\\}", "\\{1,3\\}"), ("\\frac{1}{2}", "2"), ("1000", "100"),
+    ("-5", "5"), ("3+4i", "3-4i"), ("2\\frac12", "1"), ("\\begin{pmatrix}1&2\\\\3&4\\end{pmatrix}",
+    "\\begin{pmatrix}1&3\\\\2&4\\end{pmatrix}"), ("x > 2", "[2,\\infty)"), ("", "3"), ("3", ""),
+    ("0", "1e-12"), ("1e-10", "2e-10"), ("4.5e33", "4.6e33"), ("yes", "no"),
+]
+
+
+@pytest.mark.parametrize("pred,gold", EQUIV)
+def test_equivalent(pred, gold):
+    assert verify.is_equiv(pred, gold)
+    assert verify.is_equiv(gold, pred)
+
+
+@pytest.mark.parametrize("pred,gold", NOT_EQUIV)
+def test_not_equivalent(pred, gold):
+    assert not verify.is_equiv(pred, gold)
+    assert not verify.is_equiv(gold, pred)
+
+
+EXTRACT = [
+    ("so the answer is $\\boxed{\\frac{1}{2}}$.", "\\frac{1}{2}"),
+    ("\\boxed{1} then \\boxed{\\{2, \\{3\\}\\}}", "\\{2, \\{3\\}\\}"),
+    ("we get \\boxed 9 at last", "9"), ("\\fbox{7}", "7"),
+    ("nested \\boxed{\\frac{\\sqrt{2}}{2}}", "\\frac{\\sqrt{2}}{2}"),
+    ("The answer is 42.", "42"), ("Final answer: $x = 3$", "x = 3"), ("blah\n#### 1,234", "1,234"),
+    ("Answer: (B)", "(B)"), ("no answer here", None), ("\\boxed{3 + ", None), ("", None),
+    ("\\boxed{}", None),
+]
+
+
+@pytest.mark.parametrize("text,want", EXTRACT)
+def test_extract(text, want):
+    assert verify.extract_answer(text) == want
+
+
+def test_reward():
+    assert verify.reward("... so $\\boxed{\\dfrac{1}{2}}$", "0.5") == 1.0
+    assert verify.reward("... so $\\boxed{\\dfrac{1}{2}}$", "\\boxed{\\frac12}") == 1.0
+    assert verify.reward("... so $\\boxed{3}$", "4") == 0.0
+    assert verify.reward("truncated \\boxed{3", "3") == 0.0
+    assert verify.reward("no box", "3") == 0.0
+
+
+ADVERSARIAL = [
+    "x" * 50_000, "{" * 5000 + "1" + "}" * 5000, "{" * 20_000, "}" * 20_000, "(" * 3000,
+    "\\boxed{" + "{" * 3000 + "1" + "}" * 3000 + "}", "10^{10^{10}}", "2^{2^{2^{2^{2^{2}}}}}",
+    "9^{9^{9}}", "NaN", "nan", "inf", "-inf", "\\infty", "1e999999", "99999!", "10^{-10^{10}}",
+    "import os; os.system('rm -rf /')", "__import__('os')", "lambda: 0", "def f(): pass",
+    "\\frac{" * 500, "\\sqrt{" * 1000 + "2" + "}" * 1000, "a" * 10_000 + "=" + "b" * 10_000,
+    "(" + ",".join(["1"] * 5000) + ")", "\\{" + ",".join(map(str, range(3000))) + "\\}",
+    "x^" * 2000 + "2", "-" * 10_000 + "1", "\\begin{pmatrix}" + "1&" * 2000 + "\\end{pmatrix}",
+    "\x00\x01\x02", "😀" * 1000, "$" * 10_000, "\\" * 10_000, "1/0", "0/0", "\\log(0)",
+    "\\boxed{" * 3000, "((((((((((((((((((((((((((((((x)))))))))))))))))))))))))))))))",
+    "x" * 300 + "^" + "2" * 300, "1" * 5000, "0." + "3" * 5000, "1" + "0" * 400,
+]
+
+
+@pytest.mark.parametrize("junk", ADVERSARIAL)
+def test_adversarial_inputs_are_fast_and_safe(junk):
+    for pred, gold in [(junk, "3"), ("3", junk), (junk, junk), (junk, "x^2+1")]:
+        t0 = time.perf_counter()
+        out = verify.reward("\\boxed{" + pred + "}", gold)
+        out2 = verify.is_equiv(pred, gold)
+        verify.extract_answer(pred)
+        dt = time.perf_counter() - t0
+        assert out in (0.0, 1.0) and isinstance(out2, bool)
+        assert dt < 0.1, f"{dt:.3f}s"  # three calls; each takes a few ms at most here
+
+
+def test_non_string_inputs():
+    assert verify.reward(None, "3") == 0.0
+    assert verify.is_equiv(3, "3") is False
+    assert verify.extract_answer(None) is None
+
+
+MORE_EQUIV = [
+    ("32,\\!348", "32348"), ("\\$32,\\!348", "32348"), ("x \\in [-2,7]", "[-2, 7]"),
+    ("(x, y) = (1, 2)", "(1,2)"), ("\\pm 2", "2, -2"), ("1 \\pm \\sqrt{2}", "1-\\sqrt2, 1+\\sqrt2"),
+    ("x^2 + y^2 = 1", "y^2 + x^2 = 1"), ("2x + 2y = 2", "x + y = 1"), ("y = 1 - 2x", "y=-2x+1"),
+    ("2\\alpha", "\\alpha + \\alpha"), ("\\frac{\\sqrt{3}}{3}", "\\frac{1}{\\sqrt{3}}"),
+    ("1011_2", "1011_{2}"), ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\frac{\\pi}{2})"),
+    ("6 - 5i", "6-5i"), ("2^{100}", "1267650600228229401496703205376"),
+    ("\\text{(C) } 8", "C"), ("1.3 \\times 10^{-5} \\mathrm{~m}", "1.3e-5"),
+]
+MORE_NOT_EQUIV = [
+    ("123456789012", "123456789013"), ("x + y = 1", "x - y = 1"), ("\\pm 2", "2"),
+    ("1.30e-5", "1.32e-5"), ("2\\alpha", "2\\beta"),
+]
+
+
+@pytest.mark.parametrize("pred,gold", MORE_EQUIV)
+def test_more_equivalent(pred, gold):
+    assert verify.is_equiv(pred, gold) and verify.is_equiv(gold, pred)
+
+
+@pytest.mark.parametrize("pred,gold", MORE_NOT_EQUIV)
+def test_more_not_equivalent(pred, gold):
+    assert not verify.is_equiv(pred, gold) and not verify.is_equiv(gold, pred)

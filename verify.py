@@ -1,0 +1,700 @@
+"""verify.py: is the final answer of a completion mathematically the gold answer?
+
+Standard library only. The reward of an RLVR run is `reward(completion, gold)`: 1.0 or 0.0.
+
+How it decides, in order:
+  1. extract   the last \\boxed{...} (or a fallback such as "The answer is X")
+  2. normalise LaTeX noise away: $, \\left, spacing, \\text{}, units, degrees, "x =" ...
+  3. compare   as strings; then as structures (tuples, sets, intervals, matrices,
+               multiple choice); then numerically: both sides are parsed into a small
+               expression tree and evaluated with complex floats, at several random points
+               when they contain variables.
+Every path does bounded work: inputs are capped in length, the parser limits its depth,
+powers and factorials refuse huge arguments, nothing is ever eval'd, and every regex is
+linear. Bad input gives 0.0, never an exception.
+"""
+from __future__ import annotations
+
+import cmath
+import math
+import random
+import re
+from fractions import Fraction
+
+MAX_TEXT = 100_000    # characters of a completion that are looked at (its tail)
+MAX_ANSWER = 400      # longer answers are compared as strings only
+MAX_DEPTH = 60        # parser nesting limit
+MAX_NODES = 2_000     # parser size limit
+REL_TOL = 1e-6        # numbers agree to this relative precision (abs 1e-13 near zero)
+
+# =====================================================================================
+# 1. Extraction
+# =====================================================================================
+
+_BOX = re.compile(r"\\(?:boxed|fbox)\b")
+_BRACE = re.compile(r"\\.|[{}]", re.S)          # an escaped char (\{, \}) or a brace
+_FALLBACKS = [
+    re.compile(r"final answer\s*(?:is)?\s*[:=]?\s*([^\n]+)", re.I),
+    re.compile(r"the answer is\s*[:=]?\s*([^\n]+)", re.I),
+    re.compile(r"####\s*([^\n]+)"),
+    re.compile(r"\banswer\s*[:=]\s*([^\n]+)", re.I),
+]
+
+
+def _braced(s: str, i: int) -> tuple[str, int] | None:
+    """s[i] == '{': the text up to the matching '}' and the index after it; None if unclosed."""
+    depth = 0
+    for m in _BRACE.finditer(s, i):                  # jumps from brace to brace in C
+        ch = m.group(0)
+        if ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return s[i + 1:m.start()], m.end()
+    return None
+
+
+def _last_box(text: str) -> str | None:
+    matches = list(_BOX.finditer(text))
+    if not matches:
+        return None
+    m = matches[-1]
+    j = m.end()
+    while j < len(text) and text[j] == " ":
+        j += 1
+    if j < len(text) and text[j] == "{":
+        got = _braced(text, j)
+        return None if got is None else got[0]       # an unclosed box is a truncated answer
+    tail = re.match(r"[^\s$]+", text[j:])            # \boxed 9
+    return tail.group(0) if tail else None
+
+
+def extract_answer(text: str) -> str | None:
+    """The final answer of a model completion, or None when it has none."""
+    if not isinstance(text, str):
+        return None
+    text = text[-MAX_TEXT:]
+    if _BOX.search(text):
+        ans = _last_box(text)
+        return ans.strip() if ans and ans.strip() else None
+    for pat in _FALLBACKS:
+        found = None
+        for found in pat.finditer(text[-5000:]):
+            pass
+        if found:
+            ans = found.group(1).strip()
+            ans = re.sub(r"^\$+|\$+$", "", ans.rstrip(" ."))
+            ans = re.sub(r"\$([^$]*)\$.*", r"\1", ans) if ans.count("$") >= 2 else ans
+            ans = ans.strip().rstrip(".").strip()
+            if ans:
+                return ans
+    return None
+
+
+# =====================================================================================
+# 2. Normalisation: strip what a human grader ignores
+# =====================================================================================
+
+_UNICODE = {"−": "-", "–": "-", "×": r"\times ", "÷": r"\div ", "·": r"\cdot ",
+            "≤": r"\le ", "≥": r"\ge ", "∞": r"\infty ", "π": r"\pi ",
+            "°": "", "∪": r"\cup ", "≠": r"\ne ", "⋅": r"\cdot ", "√": r"\sqrt "}
+_UNITS = (r"(?:cm|mm|km|m|meters?|centimeters?|inches|inch|in|feet|foot|ft|miles?|mph|"
+          r"units?|sq|square|cubic|degrees?|deg|dollars?|cents?|seconds?|minutes?|hours?|"
+          r"days?|weeks?|years?|s|min|hr|kg|g|grams?|pounds?|lbs?|ounces?|oz|liters?|L|ml|"
+          r"mL|people|students|ways|points|marbles|apples|times|percent)")
+_TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mathit|mbox|operatorname|rm|bf)"
+                       r"\s*\{([^{}]*)\}")
+
+
+def normalize(s: str) -> str:
+    """A canonical spelling of an answer string (still LaTeX-ish)."""
+    s = s[:MAX_ANSWER * 4]
+    s = re.sub(r"√\s*(\d+(?:\.\d+)?)", r"\\sqrt{\1}", s)   # √12 is the root of 12
+    for k, v in _UNICODE.items():
+        s = s.replace(k, v)
+    s = s.replace("\n", " ").strip()
+    s = re.sub(r"\\\[|\\\]|\\\(|\\\)", "", s)
+    s = s.replace("\\$", "")
+    s = s.strip("$ ")
+    s = s.replace("$", "")
+    s = s.replace("\\\\", " \\cr ")                     # matrix row break
+    s = re.sub(r"(?<=\d)\\,(?=\d{3}\b)", "", s)              # 1\,000\,000
+    s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)\b\s*", "", s)
+    s = s.replace("\\{", "\\lbrace ").replace("\\}", "\\rbrace ")
+    s = s.replace("\\!", "")                                # 32,\!348 is 32348
+    s = re.sub(r"\\(?:displaystyle|textstyle|,|;|:|quad|qquad| )", " ", s)
+    s = s.replace("~", " ")
+    s = re.sub(r"\\[dt]frac", r"\\frac", s)
+    s = re.sub(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree", "", s)
+    s = re.sub(r"\\%|%|\\percent", "", s)                # MATH convention: 10% matches 10
+    s = s.replace("\\$", "")
+    for _ in range(3):                                    # \text{(A)}, \textbf{\text{x}}
+        s = _TEXT_CMD.sub(r" \1 ", s)
+    s = re.sub(r"\\mathrm\s*(\w)|\\text\s*(\w)", r"\1\2", s)
+    s = re.sub(r"\s+", " ", s).strip()
+    for _ in range(3):                                   # trailing units: "8 square feet"
+        s = re.sub(r"(?<=[\d}\s])\s*\b" + _UNITS + r"\b\s*(?:\^\s*\{?[23]\}?)?\.?\s*$", "", s)
+    # any other trailing words after a number: "18 cookies", "4.5e33 ergs"
+    s = re.sub(r"(?<=[\d}])\s+[a-zA-Z]{2,}(?:\s+[a-zA-Z]{2,})*\.?\s*$", "", s)
+    s = re.sub(r"\s+", " ", s).strip()
+    s = s.rstrip(".").strip()
+    s = s.replace("{,}", "")
+    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", s):  # 1,000 is a number, not a list
+        s = s.replace(",", "")
+    s = re.sub(r"^(?:the\s+)?(?:answer|solution)s?\s*(?:is|:)\s*", "", s, flags=re.I)
+    return s
+
+
+# =====================================================================================
+# 3. A bounded LaTeX expression parser -> small tree of tuples
+# =====================================================================================
+
+
+class _ParseError(Exception):
+    pass
+
+
+_TOKEN = re.compile(r"\s*(?:(\d+(?:\.\d*)?(?:[eE][-+]?\d+(?![a-zA-Z]))?|\.\d+)|(\\[a-zA-Z]+)|"
+                    r"([a-zA-Z])|(\S))")
+_FUNCS = {"sin": cmath.sin, "cos": cmath.cos, "tan": cmath.tan, "cot": lambda z: 1 / cmath.tan(z),
+          "sec": lambda z: 1 / cmath.cos(z), "csc": lambda z: 1 / cmath.sin(z),
+          "arcsin": cmath.asin, "arccos": cmath.acos, "arctan": cmath.atan, "sinh": cmath.sinh,
+          "cosh": cmath.cosh, "tanh": cmath.tanh, "ln": cmath.log, "log": cmath.log,
+          "exp": cmath.exp}
+_CONSTS = {"pi": math.pi, "infty": math.inf, "inf": math.inf}
+_GREEK = {"alpha", "beta", "gamma", "delta", "theta", "lambda", "mu", "nu", "rho", "sigma",
+          "phi", "omega", "tau", "epsilon", "varepsilon", "varphi", "psi", "chi", "eta", "zeta",
+          "xi", "kappa"}
+_WORDS = re.compile(r"(?<![\\a-zA-Z])([a-zA-Z]{3,})")
+
+
+def _tokens(s: str) -> list[tuple[str, str]]:
+    out, pos = [], 0
+    s = s.rstrip()
+    while pos < len(s):
+        m = _TOKEN.match(s, pos)
+        if not m or m.end() == pos:
+            break
+        num, cmd, letter, other = m.groups()
+        pos = m.end()
+        if num is not None:
+            out.append(("num", num))
+        elif cmd is not None:
+            out.append(("cmd", cmd[1:]))
+        elif letter is not None:
+            out.append(("var", letter))
+        else:
+            out.append(("op", other))
+        if len(out) > MAX_NODES:
+            raise _ParseError("too long")
+    return out
+
+
+class _Parser:
+    """Recursive descent: expr := term (+|- term)*; term := unary (*|/|implicit unary)* ..."""
+
+    def __init__(self, s: str):
+        self.t = _tokens(s)
+        self.i = 0
+        self.depth = 0
+
+    def peek(self, k=0):
+        j = self.i + k
+        return self.t[j] if j < len(self.t) else ("end", "")
+
+    def take(self, kind=None, val=None):
+        tok = self.peek()
+        if (kind and tok[0] != kind) or (val is not None and tok[1] != val):
+            raise _ParseError(f"expected {val or kind}, got {tok}")
+        self.i += 1
+        return tok
+
+    def parse(self):
+        node = self.expr()
+        if self.peek()[0] != "end":
+            raise _ParseError(f"trailing {self.peek()}")
+        return node
+
+    def expr(self):
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise _ParseError("too deep")
+        node = self.term()
+        while self.peek() in (("op", "+"), ("op", "-"), ("cmd", "pm")):
+            op = self.take()[1]
+            node = (op if op != "pm" else "+", node, self.term())
+        self.depth -= 1
+        return node
+
+    def term(self):
+        node = self.unary()
+        while True:
+            tok = self.peek()
+            if tok in (("op", "*"), ("cmd", "cdot"), ("cmd", "times")):
+                self.take()
+                node = ("*", node, self.unary())
+            elif tok in (("op", "/"), ("cmd", "div")):
+                self.take()
+                node = ("/", node, self.unary())
+            elif self.starts_atom(tok):
+                node = ("*", node, self.power())          # implicit multiplication: 2x, 2\pi
+            else:
+                return node
+
+    def starts_atom(self, tok):
+        kind, v = tok
+        return (kind in ("num", "var") or (kind == "op" and v in "({[")
+                or (kind == "cmd" and (v in _FUNCS or v in _CONSTS or v in _GREEK
+                                       or v in ("frac", "sqrt"))))
+
+    def unary(self):
+        if self.peek() == ("op", "-"):
+            self.take()
+            return ("neg", self.unary())
+        if self.peek() == ("op", "+"):
+            self.take()
+            return self.unary()
+        return self.power()
+
+    def power(self):
+        base = self.postfix()
+        if self.peek() == ("op", "^"):
+            self.take()
+            return ("^", base, self.exponent())
+        return base
+
+    def exponent(self):
+        if self.peek() == ("op", "{"):
+            return self.group()
+        if self.peek() == ("op", "-"):
+            self.take()
+            return ("neg", self.exponent())
+        tok = self.take()
+        if tok[0] == "num" and len(tok[1]) > 1 and tok[1].isdigit():
+            self.t.insert(self.i, ("num", tok[1][1:]))  # x^23 is x^2 * 3 in LaTeX
+            return ("num", float(tok[1][0]))
+        return self.atom_from(tok)
+
+    def postfix(self):
+        node = self.atom()
+        while self.peek() == ("op", "!"):
+            self.take()
+            node = ("!", node)
+        return node
+
+    def group(self):
+        """{...} or a single token (LaTeX argument)."""
+        if self.peek() == ("op", "{"):
+            self.take()
+            node = self.expr()
+            self.take("op", "}")
+            return node
+        tok = self.take()
+        if tok[0] == "num" and tok[1].isdigit() and len(tok[1]) > 1:
+            self.t.insert(self.i, ("num", tok[1][1:]))   # \frac12: one digit per argument
+            return ("num", float(tok[1][0]))
+        return self.atom_from(tok)
+
+    def atom(self):
+        return self.atom_from(self.take())
+
+    def atom_from(self, tok):
+        kind, v = tok
+        if kind == "num":
+            return ("num", float(v))
+        if kind == "var":
+            if v == "e":
+                return ("num", math.e)
+            if v == "i":
+                return ("num", 1j)
+            if self.peek() == ("op", "_"):                 # a_1, x_{n}
+                self.take()
+                sub = self.take()
+                if sub == ("op", "{"):
+                    depth, parts = 1, []
+                    while depth:
+                        t = self.take()
+                        depth += (t == ("op", "{")) - (t == ("op", "}"))
+                        parts.append(t[1])
+                    v += "_" + "".join(parts[:-1])
+                else:
+                    v += "_" + sub[1]
+            return ("var", v)
+        if kind == "op" and v in "({[":
+            close = {"(": ")", "{": "}", "[": "]"}[v]
+            node = self.expr()
+            self.take("op", close)
+            return node
+        if kind == "op" and v == "|":
+            node = self.expr()
+            self.take("op", "|")
+            return ("abs", node)
+        if kind == "cmd":
+            if v in _GREEK:
+                return ("var", v)
+            if v in _CONSTS:
+                return ("num", _CONSTS[v])
+            if v == "frac":
+                return ("/", self.group(), self.group())
+            if v == "sqrt":
+                if self.peek() == ("op", "["):
+                    self.take()
+                    n = self.expr()
+                    self.take("op", "]")
+                    return ("^", self.group(), ("/", ("num", 1.0), n))
+                return ("sqrt", self.group())
+            if v in _FUNCS:
+                power = None
+                base = None
+                if v == "log" and self.peek() == ("op", "_"):
+                    self.take()
+                    base = self.group()
+                if self.peek() == ("op", "^"):            # \sin^2 x
+                    self.take()
+                    power = self.exponent()
+                arg = self.power() if self.peek()[1] not in "({[" else self.atom()
+                node = ("fn", v, arg)
+                if base is not None:
+                    node = ("/", node, ("fn", "ln", base))
+                return node if power is None else ("^", node, power)
+        raise _ParseError(f"unexpected {tok}")
+
+
+def _eval(node, env, budget):
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _ParseError("budget")
+    op = node[0]
+    if op == "num":
+        return complex(node[1])
+    if op == "var":
+        return env[node[1]]
+    if op == "neg":
+        return -_eval(node[1], env, budget)
+    if op == "abs":
+        return complex(abs(_eval(node[1], env, budget)))
+    if op == "sqrt":
+        return cmath.sqrt(_eval(node[1], env, budget))
+    if op == "fn":
+        return _FUNCS[node[1]](_eval(node[2], env, budget))
+    if op == "!":
+        x = _eval(node[1], env, budget)
+        if x.imag or x.real < 0 or x.real > 170 or x.real != int(x.real):
+            raise _ParseError("factorial")
+        return complex(math.factorial(int(x.real)))
+    a, b = _eval(node[1], env, budget), _eval(node[2], env, budget)
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if op == "/":
+        return a / b
+    if op == "^":
+        if abs(b) > 1e4 and abs(a) not in (0.0, 1.0):
+            raise _ParseError("huge power")
+        if not b.imag and b.real == int(b.real) and not a.imag:
+            return complex(float(a.real) ** int(b.real))  # exact for (-8)^3, 2^-1
+        return a ** b
+    raise _ParseError(op)
+
+
+def _variables(node, out):
+    if node[0] == "var":
+        out.add(node[1])
+    elif node[0] not in ("num",):
+        for child in node[1:]:
+            if isinstance(child, tuple):
+                _variables(child, out)
+    return out
+
+
+def _parse_expr(s: str):
+    try:
+        if len(s) > MAX_ANSWER or _WORDS.search(re.sub(r"\\[a-zA-Z]+", " ", s)):
+            return None                                  # words: compare as text
+        return _Parser(s).parse()
+    except (_ParseError, IndexError, ValueError, RecursionError):
+        return None
+
+
+def _close(a: complex, b: complex) -> bool:
+    if cmath.isnan(a) or cmath.isnan(b):
+        return False
+    if cmath.isinf(a) or cmath.isinf(b):
+        return a == b
+    return abs(a - b) <= max(REL_TOL * max(abs(a), abs(b)), 1e-13)
+
+
+_RNG = random.Random(7)                                   # fixed points: reproducible rewards
+_POINTS = [_RNG.uniform(0.6, 2.4) for _ in range(30)]
+
+
+def _expr_equal(ta, tb, up_to_scale: bool = False) -> bool:
+    """Equal values (or, for equations, proportional ones); with variables, at 6 random
+    points, skipping points where either side is undefined."""
+    names = sorted(_variables(ta, set()) | _variables(tb, set()))
+    trials = 1 if not names else 6
+    agreed, scale = 0, None
+    for k in range(trials):
+        env = {n: complex(_POINTS[(k * 5 + j) % len(_POINTS)] + 0.37 * j)
+               for j, n in enumerate(names)}
+        try:
+            a, b = _eval(ta, env, [10_000]), _eval(tb, env, [10_000])
+            if up_to_scale:
+                scale = a / b if scale is None else scale     # x + y = 1 is 2x + 2y = 2
+                b = b * scale
+        except (ZeroDivisionError, OverflowError, ValueError, _ParseError):
+            continue
+        if not _close(a, b):
+            return False
+        agreed += 1
+    return agreed >= (1 if not names else 3)
+
+
+# =====================================================================================
+# 4. Structures: lists, tuples, sets, intervals, matrices, equations, choices
+# =====================================================================================
+
+
+def _split_top(s: str, seps=(",",)) -> list[str]:
+    """Split on separators that are not inside (), [], {}."""
+    parts, depth, cur = [], 0, []
+    i = 0
+    while i < len(s):
+        ch = s[i]
+        if ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            depth -= 1
+        if depth == 0 and any(s.startswith(sep, i) for sep in seps):
+            sep = next(sep for sep in seps if s.startswith(sep, i))
+            parts.append("".join(cur))
+            cur = []
+            i += len(sep)
+            continue
+        cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    return [p.strip() for p in parts]
+
+
+def _balanced(s: str) -> bool:
+    depth = 0
+    for ch in s:
+        depth += (ch in "([{") - (ch in ")]}")
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+_INEQ = {r"\le": "<=", r"\leq": "<=", r"\ge": ">=", r"\geq": ">=", "<=": "<=", ">=": ">=",
+         "<": "<", ">": ">"}
+_INEQ_RE = re.compile(r"\\leq?\b|\\geq?\b|<=|>=|<|>")
+
+
+def _inequality(s: str):
+    """'x \\le 3', '-2 < x < 5' -> ('interval', lo_closed, lo, hi, hi_closed); else None."""
+    ops = list(_INEQ_RE.finditer(s))
+    if not 1 <= len(ops) <= 2:
+        return None
+    pieces = _INEQ_RE.split(s)
+    pieces = [p.strip() for p in pieces]
+    kinds = [_INEQ[o.group(0)] for o in ops]
+    var_at = [k for k, p in enumerate(pieces) if re.fullmatch(r"[a-zA-Z]", p)]
+    if len(var_at) != 1:
+        return None
+    v = var_at[0]
+    lo, hi, lo_c, hi_c = "-\\infty", "\\infty", False, False
+    for k, kind in enumerate(kinds):             # relation between pieces[k] and pieces[k+1]
+        left, right = pieces[k], pieces[k + 1]
+        closed = "=" in kind
+        if kind.startswith("<"):
+            if k + 1 == v:
+                lo, lo_c = left, closed          # left < x
+            elif k == v:
+                hi, hi_c = right, closed         # x < right
+        else:
+            if k + 1 == v:
+                hi, hi_c = left, closed          # left > x
+            elif k == v:
+                lo, lo_c = right, closed         # x > right
+    return ("interval", lo_c, lo, hi, hi_c)
+
+
+def _choice(s: str) -> str | None:
+    m = re.fullmatch(r"\(?\s*([A-Ea-e])\s*\)?(?:\s.*)?", s) if len(s) < 60 else None
+    if m and (s.startswith("(") or len(s.strip()) == 1 or s.strip()[1:2] == ")"):
+        return m.group(1).upper()
+    return None
+
+
+def _strip_lhs(s: str) -> str:
+    """'x = 3' -> '3'; 'f(x) = 2x' -> '2x'; keeps equations whose left side is not a name."""
+    s = re.sub(r"^[a-zA-Z]\s*\\in\s*", "", s)                # x \in [1, 2]
+    parts = _split_top(s, ("=", "\\approx"))
+    name = r"[a-zA-Z](?:_\{?\w+\}?)?(?:\([a-zA-Z]\))?|\\[a-zA-Z]+"
+    if len(parts) == 2 and re.fullmatch(rf"{name}|\((?:\s*(?:{name})\s*,)+\s*(?:{name})\s*\)",
+                                        parts[0].strip()):
+        return parts[1]                                    # x = 3, (x, y) = (1, 2)
+    return s
+
+
+def _structure(s: str):
+    """Parse a normalised answer into a comparable structure."""
+    s = _strip_lhs(s.strip())
+    # matrices and column vectors
+    m = re.fullmatch(r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}", s, re.S)
+    if m:
+        rows = [r for r in m.group(2).split("\\cr") if r.strip()]
+        cells = [[_item(c) for c in r.split("&")] for r in rows]
+        if all(len(r) == 1 for r in cells):
+            return ("tuple", "(", [r[0] for r in cells], ")")  # a column vector is a tuple
+        return ("matrix", cells)
+    # unions of intervals
+    if "\\cup" in s:
+        return ("union", [_structure(p) for p in s.split("\\cup")])
+    # brace sets
+    if s.startswith("\\lbrace") and s.endswith("\\rbrace"):
+        inner = s[len("\\lbrace"):-len("\\rbrace")]
+        return ("set", [_item(p) for p in _split_top(inner) if p])
+    # bracketed tuples / intervals: the outer brackets must enclose everything
+    if len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and _balanced(s[1:-1]):
+        parts = _split_top(s[1:-1])
+        if len(parts) >= 2:
+            if s[0] + s[-1] != "()" or any("infty" in p for p in parts):
+                if len(parts) == 2:
+                    return ("interval", s[0] == "[", parts[0], parts[1], s[-1] == "]")
+            return ("tuple", s[0], [_item(p) for p in parts], s[-1])
+    if _INEQ_RE.search(s):
+        iv = _inequality(s)
+        if iv:
+            return iv
+    if s.count("\\pm") == 1 and "," not in s:          # 1 \pm \sqrt2: two solutions
+        return ("set", [_item(s.replace("\\pm", op)) for op in "+-"])
+    # a bare list of solutions: order does not matter
+    parts = _split_top(re.sub(r"\s+(?:and|or)\s+|;", ",", s))
+    if len(parts) >= 2 and all(parts):
+        return ("set", [_item(p) for p in parts])
+    return _item(s)
+
+
+def _item(s: str):
+    s = _strip_lhs(s.strip())
+    return ("atom", s)
+
+
+def _atom_equal(a: str, b: str) -> bool:
+    a, b = a.strip(), b.strip()
+    if a == b:
+        return True
+    ta, tb = _simplify_text(a), _simplify_text(b)
+    if ta == tb and ta:
+        return True
+    ca, cb = _choice(a), _choice(b)
+    if ca and cb:
+        return ca == cb
+    na, nb = _numeral(a), _numeral(b)
+    if na is not None and nb is not None:
+        return na == nb                                   # exact: 10^12 + 1 is not 10^12
+    if a.count("=") == 1 and b.count("=") == 1:           # equations: L - R up to a factor
+        (la, ra), (lb, rb) = a.split("="), b.split("=")
+        ea = _parse_expr(_number_text(f"({la})-({ra})"))
+        eb = _parse_expr(_number_text(f"({lb})-({rb})"))
+        return ea is not None and eb is not None and _expr_equal(ea, eb, up_to_scale=True)
+    ea, eb = _parse_expr(_number_text(a)), _parse_expr(_number_text(b))
+    if ea is None or eb is None:
+        return False
+    return _expr_equal(ea, eb)
+
+
+def _numeral(s: str) -> Fraction | None:
+    m = re.fullmatch(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE]([-+]?\d{1,3}))?", s.strip())
+    return Fraction(s.strip()) if m else None
+
+
+def _simplify_text(s: str) -> str:
+    s = re.sub(r"\\text\{([^{}]*)\}", r"\1", s)
+    s = re.sub(r"[\s{}]", "", s).lower()
+    return s.rstrip(".")
+
+
+def _number_text(s: str) -> str:
+    """Spellings the parser does not know: mixed numbers, function names without \\."""
+    m = re.fullmatch(r"(-?)(\d+)\s*\\frac\s*\{?(\d+)\}?\s*\{?(\d+)\}?", s)
+    if m and int(m.group(3)) < int(m.group(4)):       # mixed number 2\frac{1}{2} = 5/2
+        s = f"{m.group(1)}({m.group(2)}+\\frac{{{m.group(3)}}}{{{m.group(4)}}})"
+    s = re.sub(r"\b(sin|cos|tan|cot|sec|csc|ln|log|exp|sqrt|pi)\b", r"\\\1", s)
+    s = re.sub(r"\\\\+", r"\\", s)
+    return s
+
+
+def _equal(a, b) -> bool:
+    if a[0] == "atom" and b[0] == "atom":
+        return _atom_equal(a[1], b[1])
+    if a[0] == "interval" and b[0] == "interval":
+        return (a[1] == b[1] and a[4] == b[4] and _atom_equal(a[2], b[2])
+                and _atom_equal(a[3], b[3]))
+    if a[0] == "union" and b[0] == "union":
+        return _unordered(a[1], b[1])
+    if a[0] == "set" and b[0] in ("set", "tuple"):
+        return _unordered(a[1], b[2] if b[0] == "tuple" else b[1])
+    if b[0] == "set" and a[0] == "tuple":
+        return _unordered(a[2], b[1])
+    if a[0] == "tuple" and b[0] == "tuple":
+        return (a[1] + a[3] == b[1] + b[3] and len(a[2]) == len(b[2])
+                and all(_equal(x, y) for x, y in zip(a[2], b[2])))
+    if a[0] == "tuple" and b[0] == "interval" or a[0] == "interval" and b[0] == "tuple":
+        t, iv = (a, b) if a[0] == "tuple" else (b, a)
+        return (t[1] + t[3] == ("[" if iv[1] else "(") + ("]" if iv[4] else ")")
+                and len(t[2]) == 2 and _equal(t[2][0], ("atom", iv[2]))
+                and _equal(t[2][1], ("atom", iv[3])))
+    if a[0] == "matrix" and b[0] == "matrix":
+        return (len(a[1]) == len(b[1]) and all(len(r) == len(q) for r, q in zip(a[1], b[1]))
+                and all(_equal(x, y) for r, q in zip(a[1], b[1]) for x, y in zip(r, q)))
+    return False
+
+
+def _unordered(xs, ys) -> bool:
+    if len(xs) != len(ys) or len(xs) > 50:
+        return False
+    left = list(ys)
+    for x in xs:
+        hit = next((k for k, y in enumerate(left) if _equal(x, y)), None)
+        if hit is None:
+            return False
+        left.pop(hit)
+    return True
+
+
+# =====================================================================================
+# 5. The API
+# =====================================================================================
+
+
+def is_equiv(pred: str, gold: str) -> bool:
+    """True when the two answers are the same mathematical object."""
+    try:
+        if not isinstance(pred, str) or not isinstance(gold, str):
+            return False
+        pred = _last_box(pred) or pred if _BOX.search(pred) else pred
+        gold = _last_box(gold) or gold if _BOX.search(gold) else gold
+        a, b = normalize(pred), normalize(gold)
+        if not a or not b:
+            return False
+        if a == b:
+            return True
+        if len(a) > MAX_ANSWER or len(b) > MAX_ANSWER:
+            return _simplify_text(a) == _simplify_text(b)
+        return _equal(_structure(a), _structure(b))
+    except (RecursionError, ValueError, TypeError, IndexError, OverflowError,
+            ZeroDivisionError, _ParseError, MemoryError):
+        return False
+
+
+def reward(completion: str, gold: str) -> float:
+    """1.0 when the completion's final answer equals the gold answer, else 0.0."""
+    pred = extract_answer(completion)
+    return 1.0 if pred is not None and is_equiv(pred, gold) else 0.0
