@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
+import time
 from collections import Counter
 from typing import Callable, NamedTuple, Sequence
 
@@ -304,6 +306,18 @@ def worst_at_k(n: int, c: int, k: int) -> float:
     return math.prod((c - i) / (n - i) for i in range(k))   # C(c, k) / C(n, k)
 
 
+def entropy_buckets(entropy: torch.Tensor, mask: torch.Tensor,
+                    edges: Sequence[int] = (0, 4, 16, 64, 256, 1024)) -> dict:
+    """Mean entropy of pi per answer-position bucket: where does the policy still explore?"""
+    out = {}
+    for lo, hi in zip(edges, list(edges[1:]) + [None]):
+        m = mask[:, lo:hi].float()
+        if m.sum() > 0:
+            name = f"{lo}-{hi - 1}" if hi else f"{lo}+"
+            out[f"entropy/{name}"] = float((entropy[:, lo:hi] * m).sum() / m.sum())
+    return out
+
+
 def maj_at_k(answers: Sequence, correct: Sequence[bool]) -> float:
     """1.0 if the most frequent non-empty answer (ties: the earliest) is correct, else 0.0."""
     votes = Counter(a for a in answers if a is not None and a != "")
@@ -342,9 +356,12 @@ def rl_step(policy, optimizer, input_ids: torch.Tensor, attention_mask: torch.Te
     am = attention_mask.repeat_interleave(group_size, 0)
     was_training = policy.training
     policy.eval()                                             # KV cache on, no checkpointing
+    t0 = time.perf_counter()
     roll = sample(policy, ids, am, temperatures, eos_token_id=eos_token_id,
                   pad_token_id=pad_token_id, generator=generator, vocab_size=vocab_size)
+    t_rollout = time.perf_counter() - t0
     rewards = reward_fn(roll).float().to(ids.device)          # (N,)
+    t0 = time.perf_counter()
     adv = group_advantages(rewards, group_size)               # (N,)
     score = dict(micro_batch=micro_batch, vocab_size=vocab_size)
     with torch.no_grad():
@@ -382,6 +399,7 @@ def rl_step(policy, optimizer, input_ids: torch.Tensor, attention_mask: torch.Te
         optimizer.step()
         n_updates += 1
     policy.train(was_training)
+    t_update = time.perf_counter() - t0
     tok = max(sums.pop("tokens", 0.0), 1.0)
     loss_sum = sums.pop("loss", 0.0)
     stats = {f"loss/{k}": v / tok for k, v in sums.items()}
@@ -397,5 +415,388 @@ def rl_step(policy, optimizer, input_ids: torch.Tensor, attention_mask: torch.Te
                                          .mean()) if group_size > 1 else 1.0,
         "rollout/tau_max": float(temperatures[:roll.tokens.shape[1]].max()),
         "rollout/tau_min": float(temperatures[:roll.tokens.shape[1]].min()),
+        "perf/rollout_tok_s": float(roll.mask.sum()) / max(t_rollout, 1e-9),
+        "perf/update_tok_s": float(roll.mask.sum()) / max(t_update, 1e-9),
+        **entropy_buckets(roll.entropy, roll.mask),
     })
     return stats, roll, rewards
+
+
+# =====================================================================================
+# 8. The command line: Qwen2.5-Math-1.5B on one GPU (plumbing, not algorithm)
+# =====================================================================================
+
+SYSTEM_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
+_PROBLEM_KEYS = ("problem", "question", "prompt")
+_ANSWER_KEYS = ("answer", "final_answer", "gold", "target")
+
+
+class CLIError(Exception):
+    """Bad input: main() prints it as one line and exits with status 2."""
+
+
+def load_problems(path: str) -> tuple[list[dict], int]:
+    """JSONL -> [{"problem", "answer"}], skipped-line count. A malformed line is an error."""
+    import json
+
+    import verify
+    if not os.path.isfile(path):
+        raise CLIError(f"{path}: no such file")
+    rows, skipped = [], 0
+    with open(path, encoding="utf-8") as f:
+        for no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise CLIError(f"{path}:{no}: not valid JSON ({e.msg})") from None
+            if not isinstance(rec, dict):
+                raise CLIError(f"{path}:{no}: expected a JSON object, got {type(rec).__name__}")
+            problem = next((rec[k] for k in _PROBLEM_KEYS if isinstance(rec.get(k), str)), None)
+            answer = next((str(rec[k]) for k in _ANSWER_KEYS
+                           if isinstance(rec.get(k), (str, int, float))), None)
+            if answer is None and isinstance(rec.get("solution"), str):
+                answer = verify.extract_answer(rec["solution"])   # MATH: boxed in solution
+            if not problem or answer is None or not str(answer).strip():
+                skipped += 1
+                continue
+            rows.append({"problem": problem, "answer": str(answer)})
+    if not rows:
+        raise CLIError(f"{path}: no usable problems ({skipped} lines skipped: each needs one of "
+                       f"{'/'.join(_PROBLEM_KEYS)} and an answer or a solution with \\boxed{{}})")
+    return rows, skipped
+
+
+def prompt_of(tokenizer, problem: str) -> str:
+    """The chat template with the paper's system prompt, or a plain template."""
+    if getattr(tokenizer, "chat_template", None):
+        msgs = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": problem}]
+        return tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    return f"{SYSTEM_PROMPT}\n\nQuestion: {problem}\nAnswer: Let's think step by step."
+
+
+def encode_left(tokenizer, texts: list[str], device) -> tuple[torch.Tensor, torch.Tensor]:
+    seqs = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    L = max(map(len, seqs))
+    pad = tokenizer.pad_token_id
+    ids = torch.tensor([[pad] * (L - len(s)) + s for s in seqs], device=device)
+    am = torch.tensor([[0] * (L - len(s)) + [1] * len(s) for s in seqs], device=device)
+    return ids, am
+
+
+def completions(tokenizer, roll: Rollout) -> list[str]:
+    return tokenizer.batch_decode([t[m].tolist() for t, m in zip(roll.tokens, roll.mask)],
+                                  skip_special_tokens=True)
+
+
+def decoding_temperatures(name: str, a, step: int) -> torch.Tensor | None:
+    """'ead' -> the EAD schedule at `step`; 'tau=X' -> fixed X; 'greedy' -> None."""
+    if name == "ead":
+        return ead_schedule(a.max_new_tokens, step, tau_max=a.tau_max, tau_min=a.tau_min,
+                            d0=a.d0, alpha=a.alpha, d_max=a.d_max, c=a.c)
+    if name == "greedy":
+        return None
+    return torch.full((a.max_new_tokens,), float(name.split("=", 1)[1]))
+
+
+@torch.no_grad()
+def evaluate_cli(model, tokenizer, problems, a, step, gen, eos, vocab) -> dict:
+    """pass@k, worst@k, mean@k, maj@k per decoding schedule, and greedy accuracy (SPEC §5)."""
+    import verify
+    from tqdm import tqdm
+    model.eval()
+    ks = [int(k) for k in a.eval_k.split(",")]
+    res = {}
+    for name in a.eval_schedules.split(","):
+        taus = decoding_temperatures(name, a, step)
+        n = 1 if taus is None else a.eval_n
+        if taus is None:     # greedy: the tau -> 0 limit of the same sampler
+            taus = torch.full((a.max_new_tokens,), 1e-5)
+        per_problem = []
+        chunk = max(1, a.eval_batch // n)
+        for i in tqdm(range(0, len(problems), chunk), desc=f"eval {name}", leave=False):
+            batch = problems[i:i + chunk]
+            ids, am = encode_left(tokenizer, [prompt_of(tokenizer, p["problem"]) for p in batch],
+                                  a.device)
+            roll = sample(model, ids.repeat_interleave(n, 0), am.repeat_interleave(n, 0), taus,
+                          eos_token_id=eos, pad_token_id=tokenizer.pad_token_id,
+                          generator=gen, vocab_size=vocab)
+            texts = completions(tokenizer, roll)
+            for j, p in enumerate(batch):
+                outs = texts[j * n:(j + 1) * n]
+                preds = [verify.extract_answer(t) for t in outs]
+                ok = [pr is not None and verify.is_equiv(pr, p["answer"]) for pr in preds]
+                votes = [verify.normalize(pr) if pr else None for pr in preds]
+                per_problem.append((ok, votes))
+        if n == 1:
+            res[f"eval/{name}/acc"] = sum(ok[0] for ok, _ in per_problem) / len(per_problem)
+            continue
+        res[f"eval/{name}/mean@{n}"] = sum(sum(ok) / n for ok, _ in per_problem) / len(per_problem)
+        for k in ks:
+            res[f"eval/{name}/pass@{k}"] = (sum(pass_at_k(n, sum(ok), k) for ok, _ in per_problem)
+                                            / len(per_problem))
+            res[f"eval/{name}/worst@{k}"] = (sum(worst_at_k(n, sum(ok), k)
+                                                 for ok, _ in per_problem) / len(per_problem))
+        res[f"eval/{name}/maj@{n}"] = (sum(maj_at_k(v, ok) for ok, v in per_problem)
+                                       / len(per_problem))
+    return res
+
+
+def save_checkpoint(out_dir, model, tokenizer, optimizer, state: dict) -> str:
+    """Write out_dir/checkpoint atomically: a crash mid-write leaves the previous one."""
+    import shutil
+    final, tmp, old = (os.path.join(out_dir, n) for n in ("checkpoint", "checkpoint.tmp",
+                                                           "checkpoint.old"))
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    torch.save({"optimizer": optimizer.state_dict(), **state}, os.path.join(tmp, "trainer.pt"))
+    if os.path.exists(final):
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(final, old)
+    os.replace(tmp, final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def rng_state(gen: torch.Generator) -> dict:
+    import random
+    st = {"python": random.getstate(), "torch": torch.get_rng_state(), "sampler": gen.get_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def set_rng_state(st: dict, gen: torch.Generator):
+    import random
+    random.setstate(st["python"])
+    torch.set_rng_state(st["torch"])
+    gen.set_state(st["sampler"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
+def parse_cli(argv=None):
+    import argparse
+    p = argparse.ArgumentParser(
+        prog="ead.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        description="RLVR with Exploratory Annealed Decoding: TIS-DAPO (or GRPO) on a causal LM "
+                    "with transformers, one GPU. Defaults are the paper's Qwen2.5-Math-1.5B "
+                    "settings (SPEC §2, §4), except the batch, which fits one GPU.")
+    g = p.add_argument_group("data and model")
+    g.add_argument("--model", required=True, help="hub id or local folder (weights + tokenizer)")
+    g.add_argument("--train", help="training JSONL (problem/question/prompt + answer/solution)")
+    g.add_argument("--eval", help="evaluation JSONL, same fields")
+    g.add_argument("--out", default="runs/ead", help="run folder: metrics.jsonl + checkpoint/")
+    g.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    g.add_argument("--dtype", default="auto", help="auto (bf16 on cuda, fp32 on cpu), bfloat16, float32")
+    g.add_argument("--grad-checkpointing", default="auto", choices=["auto", "on", "off"],
+                   help="activation checkpointing in the update (auto: on with cuda)")
+    g = p.add_argument_group("rollouts (SPEC §2)")
+    g.add_argument("--schedule", default="ead", choices=["ead", "fixed"], help="training decoding")
+    g.add_argument("--tau", type=float, default=1.0, help="temperature of --schedule fixed")
+    g.add_argument("--tau-max", type=float, default=1.2, help="EAD start temperature")
+    g.add_argument("--tau-min", type=float, default=0.1, help="EAD floor (0.8 for 7B models)")
+    g.add_argument("--d0", type=float, default=500.0, help="EAD decay at step 0, in tokens")
+    g.add_argument("--alpha", type=float, default=100.0, help="EAD growth of d per step, tokens")
+    g.add_argument("--d-max", type=float, default=800000.0, help="EAD cap on d, tokens")
+    g.add_argument("--c", type=int, default=10, help="EAD: first c tokens at tau = 1")
+    g.add_argument("--batch", type=int, default=512, help="answers per step (prompts x group)")
+    g.add_argument("--group", type=int, default=8, help="answers per prompt (n)")
+    g.add_argument("--max-new-tokens", type=int, default=1024, help="answer length cap")
+    g = p.add_argument_group("update (SPEC §4)")
+    g.add_argument("--algo", default="dapo", choices=["dapo", "grpo"],
+                   help="dapo: clip 0.2/0.28, no KL; grpo: clip 0.2/0.2 + k3 KL to a frozen reference")
+    g.add_argument("--lr", type=float, default=1e-6, help="AdamW learning rate")
+    g.add_argument("--minibatches", type=int, default=4, help="optimiser updates per step")
+    g.add_argument("--micro-batch", type=int, default=8, help="answers per forward/backward")
+    g.add_argument("--tis-cap", type=float, default=2.0, help="truncated-IS cap C")
+    g.add_argument("--no-tis", action="store_true", help="turn truncated IS off")
+    g.add_argument("--kl-coef", type=float, default=0.001, help="k3 KL coefficient (grpo only)")
+    g.add_argument("--grad-clip", type=float, default=1.0, help="max grad norm")
+    g.add_argument("--steps", type=int, default=440, help="training steps")
+    g.add_argument("--seed", type=int, default=0, help="seed of data order and sampling")
+    g = p.add_argument_group("evaluation (SPEC §5) and safety")
+    g.add_argument("--eval-only", action="store_true", help="evaluate --model and exit")
+    g.add_argument("--eval-every", type=int, default=20, help="evaluate every N steps (0: never)")
+    g.add_argument("--eval-n", type=int, default=16, help="samples per evaluation problem")
+    g.add_argument("--eval-k", default="1,4,16", help="k values of pass@k and worst@k (<= n)")
+    g.add_argument("--eval-schedules", default="ead,tau=0.6,tau=1.0,greedy",
+                   help="decodings compared at evaluation: ead, tau=X, greedy")
+    g.add_argument("--eval-batch", type=int, default=256, help="answers decoded together in eval")
+    g.add_argument("--eval-limit", type=int, default=0, help="use only the first N eval problems")
+    g.add_argument("--save-every", type=int, default=20, help="checkpoint every N steps")
+    g.add_argument("--resume", action="store_true", help="continue from --out/checkpoint")
+    return p.parse_args(argv)
+
+
+def check_cli(a):
+    """Turn every foreseeable bad input into one clear CLIError."""
+    import re
+    if a.device == "auto":
+        a.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        raise CLIError("--device cuda was requested but no CUDA device is available")
+    if a.dtype == "auto":
+        a.dtype = "bfloat16" if a.device.startswith("cuda") else "float32"
+    if a.dtype not in ("bfloat16", "float32", "float16"):
+        raise CLIError(f"--dtype {a.dtype!r}: use bfloat16 or float32")
+    if not a.eval_only and not a.train:
+        raise CLIError("--train is required unless --eval-only")
+    if a.eval_only and not a.eval:
+        raise CLIError("--eval-only needs --eval")
+    for f in (a.train, a.eval):
+        if f and not os.path.isfile(f):
+            raise CLIError(f"{f}: no such file")
+    if a.group < 2:
+        raise CLIError("--group must be >= 2 (advantages compare answers to one prompt)")
+    if a.batch % a.group:
+        raise CLIError(f"--batch {a.batch} is not divisible by --group {a.group}")
+    if a.batch % a.minibatches:
+        raise CLIError(f"--batch {a.batch} is not divisible by --minibatches {a.minibatches}")
+    ks = a.eval_k.split(",")
+    if not all(k.strip().isdigit() and int(k) >= 1 for k in ks):
+        raise CLIError(f"--eval-k {a.eval_k!r}: a comma list of positive integers")
+    if max(map(int, ks)) > a.eval_n:
+        raise CLIError(f"--eval-k {a.eval_k}: k cannot exceed --eval-n {a.eval_n}")
+    for name in a.eval_schedules.split(","):
+        if name not in ("ead", "greedy") and not re.fullmatch(r"tau=\d+(\.\d+)?", name):
+            raise CLIError(f"--eval-schedules: unknown {name!r} (ead, tau=X or greedy)")
+    if a.resume and not os.path.isdir(os.path.join(a.out, "checkpoint")):
+        raise CLIError(f"--resume: no checkpoint in {a.out}/checkpoint")
+    ead_schedule(1, tau_max=a.tau_max, tau_min=a.tau_min, d0=a.d0, alpha=a.alpha,
+                 d_max=a.d_max, c=a.c)                       # ValueError names the argument
+    if a.algo == "grpo":
+        a.clip_high = 0.2
+    else:
+        a.clip_high, a.kl_coef = 0.28, 0.0
+
+
+def load_model(path: str, a):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, a.dtype))
+    except (OSError, ValueError) as e:
+        raise CLIError(f"--model {path}: cannot load ({str(e).splitlines()[0]})") from None
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    return model.to(a.device), tok
+
+
+def main(argv=None) -> int:
+    import json
+    import random
+    import sys
+
+    from tqdm import tqdm
+    try:
+        a = parse_cli(argv)
+        check_cli(a)
+        train = load_problems(a.train) if a.train else ([], 0)
+        evals = load_problems(a.eval) if a.eval else ([], 0)
+        for path, (rows, skipped) in ((a.train, train), (a.eval, evals)):
+            if path and skipped:
+                print(f"{path}: {len(rows)} problems, {skipped} lines skipped (no problem/answer)")
+        evals = evals[0][:a.eval_limit] if a.eval_limit else evals[0]
+        train = train[0]
+        src = os.path.join(a.out, "checkpoint") if a.resume else a.model
+        model, tok = load_model(src, a)
+    except (CLIError, ValueError) as e:
+        print(f"ead.py: error: {e}", file=sys.stderr)
+        return 2
+    os.makedirs(a.out, exist_ok=True)
+    random.seed(a.seed)
+    torch.manual_seed(a.seed)
+    gen = torch.Generator(device=a.device).manual_seed(a.seed)
+    vocab = len(tok) if len(tok) < model.config.vocab_size else None   # padded lm_head rows
+    eos = sorted({tok.eos_token_id, *(_eos_list(model.generation_config.eos_token_id)
+                                      if model.generation_config.eos_token_id is not None else [])})
+    log_f = open(os.path.join(a.out, "metrics.jsonl"), "a")
+
+    def log(rec):
+        log_f.write(json.dumps(rec) + "\n")
+        log_f.flush()
+
+    if a.eval_only:
+        res = evaluate_cli(model, tok, evals, a, 0, gen, eos, vocab)
+        log({"step": 0, "eval_only": True, **res})
+        print(json.dumps(res, indent=1))
+        return 0
+
+    if (a.grad_checkpointing == "on" or (a.grad_checkpointing == "auto"
+                                         and a.device.startswith("cuda"))):
+        model.gradient_checkpointing_enable()
+    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
+    ref = None
+    if a.kl_coef:
+        ref = load_model(a.model, a)[0].eval().requires_grad_(False)
+    step, order, pos = 0, list(range(len(train))), 0
+    random.Random(a.seed).shuffle(order)
+    if a.resume:
+        st = torch.load(os.path.join(a.out, "checkpoint", "trainer.pt"), weights_only=False)
+        opt.load_state_dict(st["optimizer"])
+        step, order, pos = st["step"], st["order"], st["pos"]
+        set_rng_state(st["rng"], gen)
+        print(f"resumed at step {step}")
+    n_prompts = a.batch // a.group
+
+    def checkpoint():
+        save_checkpoint(a.out, model, tok, opt,
+                        {"step": step, "order": order, "pos": pos, "rng": rng_state(gen)})
+
+    bar = tqdm(total=a.steps, initial=step, desc="RL steps")
+    try:
+        while step < a.steps:
+            if a.eval_every and evals and step % a.eval_every == 0:
+                log({"step": step, **evaluate_cli(model, tok, evals, a, step, gen, eos, vocab)})
+            batch = []
+            while len(batch) < n_prompts:                  # epochs reshuffle deterministically
+                if pos == len(order):
+                    random.Random(a.seed + step).shuffle(order)
+                    pos = 0
+                batch.append(train[order[pos]])
+                pos += 1
+            ids, am = encode_left(tok, [prompt_of(tok, p["problem"]) for p in batch], a.device)
+            golds = [p["answer"] for p in batch for _ in range(a.group)]
+
+            def reward_fn(roll, golds=golds):
+                import verify
+                return torch.tensor([verify.reward(t, g) for t, g in
+                                     zip(completions(tok, roll), golds)])
+
+            if a.device.startswith("cuda"):
+                torch.cuda.reset_peak_memory_stats()
+            temps = (decoding_temperatures("ead", a, step) if a.schedule == "ead"
+                     else torch.full((a.max_new_tokens,), a.tau))
+            stats, roll, _ = rl_step(
+                model, opt, ids, am, reward_fn, temps, group_size=a.group, eos_token_id=eos,
+                pad_token_id=tok.pad_token_id, generator=gen, vocab_size=vocab,
+                num_minibatches=a.minibatches, micro_batch=a.micro_batch,
+                clip_high=a.clip_high, tis_cap=None if a.no_tis else a.tis_cap,
+                kl_coef=a.kl_coef, ref_model=ref, max_grad_norm=a.grad_clip)
+            if a.device.startswith("cuda"):
+                stats["perf/peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
+            step += 1
+            log({"step": step, **stats})
+            bar.update(1)
+            bar.set_postfix(reward=f"{stats['rollout/reward']:.3f}",
+                            tok_s=f"{stats['perf/rollout_tok_s']:.0f}")
+            if step % a.save_every == 0 or step == a.steps:
+                checkpoint()
+        if a.eval_every and evals and step % a.eval_every == 0:
+            log({"step": step, **evaluate_cli(model, tok, evals, a, step, gen, eos, vocab)})
+    except KeyboardInterrupt:
+        # the step in flight is dropped; everything before it is saved
+        print(f"\ninterrupted: saving a checkpoint at step {step}", file=sys.stderr)
+        checkpoint()
+        return 130
+    finally:
+        bar.close()
+        log_f.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,149 @@
+"""`python ead.py ...` on CPU: a tiny random Qwen2 and a tiny tokenizer with a chat template,
+saved to a temporary folder like a downloaded model; no network."""
+import json
+import os
+import shutil
+import string
+
+import pytest
+import torch
+
+import ead
+
+CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    chars = sorted(set(string.printable) - set("\x0b\x0c"))
+    vocab = {t: i for i, t in enumerate(specials + chars + ["<unk>"])}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tk.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>",
+                                  pad_token="<|endoftext|>", unk_token="<unk>",
+                                  additional_special_tokens=specials[1:2])
+    tok.chat_template = CHAT
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=len(vocab) + 6, hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=1024, eos_token_id=vocab["<|im_end|>"],
+                      pad_token_id=vocab["<|endoftext|>"])   # padded lm_head, like Qwen
+    d = tmp_path_factory.mktemp("tiny-qwen")
+    Qwen2ForCausalLM(cfg).save_pretrained(d)
+    tok.save_pretrained(d)
+    return str(d)
+
+
+DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
+                    "sample_math.jsonl")
+FAST = ["--batch", "8", "--group", "4", "--minibatches", "2", "--micro-batch", "4",
+        "--max-new-tokens", "12", "--eval-n", "4", "--eval-k", "1,4", "--eval-limit", "3",
+        "--lr", "1e-3", "--device", "cpu"]
+
+
+def run(model_dir, out, *extra):
+    return ead.main(["--model", model_dir, "--train", DATA, "--eval", DATA, "--out", str(out),
+                     *FAST, *extra])
+
+
+def records(out):
+    return [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
+
+
+def test_prompt_uses_chat_template_and_system_prompt(model_dir):
+    _, tok = ead.load_model(model_dir, type("A", (), {"dtype": "float32", "device": "cpu"}))
+    text = ead.prompt_of(tok, "What is 1+1?")
+    assert text.startswith("<|im_start|>system\n" + ead.SYSTEM_PROMPT)
+    assert text.endswith("<|im_start|>assistant\n")
+
+
+def test_train_checkpoint_resume_is_identical(model_dir, tmp_path, monkeypatch):
+    import verify
+    # a random model never writes \boxed{}: give a reward that varies so updates happen
+    monkeypatch.setattr(verify, "reward", lambda text, gold: float(len(text) % 2))
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    assert run(model_dir, straight, "--steps", "4", "--save-every", "2", "--eval-every", "0") == 0
+    assert run(model_dir, split, "--steps", "2", "--save-every", "2", "--eval-every", "0") == 0
+    assert os.path.isfile(split / "checkpoint" / "trainer.pt")
+    assert run(model_dir, split, "--steps", "4", "--save-every", "2", "--eval-every", "0",
+               "--resume") == 0
+    a, b = records(straight), records(split)
+    assert [r["step"] for r in a] == [1, 2, 3, 4] and [r["step"] for r in b] == [1, 2, 3, 4]
+    assert all(r["loss/updates"] > 0 and r["loss/grad_norm"] > 0 for r in a)
+    for ra, rb in zip(a, b):                               # same batches, same samples, same loss
+        for key in ("rollout/reward", "rollout/tokens", "rollout/answer_len", "loss/pg_loss",
+                    "loss/grad_norm"):
+            assert ra[key] == pytest.approx(rb[key], rel=1e-5, abs=1e-7), key
+    for key in ("entropy/0-3", "rollout/tau_max", "rollout/tau_min", "rollout/zero_var_groups",
+                "perf/rollout_tok_s", "perf/update_tok_s", "loss/updates"):
+        assert key in a[0], key
+    ma, _ = ead.load_model(str(straight / "checkpoint"),
+                           type("A", (), {"dtype": "float32", "device": "cpu"}))
+    mb, _ = ead.load_model(str(split / "checkpoint"),
+                           type("A", (), {"dtype": "float32", "device": "cpu"}))
+    for (n, p), (_, q) in zip(ma.named_parameters(), mb.named_parameters()):
+        torch.testing.assert_close(p, q, msg=n)
+    assert not os.path.exists(split / "checkpoint.tmp")
+
+
+def test_eval_only_reports_every_metric(model_dir, tmp_path, capsys):
+    assert ead.main(["--model", model_dir, "--eval", DATA, "--eval-only", "--out",
+                     str(tmp_path), *FAST, "--eval-schedules", "ead,tau=1.0,greedy"]) == 0
+    rec = records(tmp_path)[0]
+    for name in ("ead", "tau=1.0"):
+        for m in ("mean@4", "pass@1", "pass@4", "worst@1", "worst@4", "maj@4"):
+            assert 0.0 <= rec[f"eval/{name}/{m}"] <= 1.0
+    assert "eval/greedy/acc" in rec
+
+
+def test_load_problems_fields_and_skips(tmp_path):
+    rows, skipped = ead.load_problems(DATA)
+    assert len(rows) == 12 and skipped == 0
+    assert rows[8]["answer"] == "2"                        # boxed answer from a solution
+    assert rows[9]["answer"] == "9"                        # numeric answer
+    f = tmp_path / "d.jsonl"
+    f.write_text('{"problem": "a", "answer": "1"}\n{"problem": "no answer"}\n\n')
+    rows, skipped = ead.load_problems(str(f))
+    assert len(rows) == 1 and skipped == 1
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--train", "missing.jsonl"], "missing.jsonl: no such file"),
+    (["--batch", "10"], "not divisible by --group"),
+    (["--eval-k", "1,8"], "cannot exceed --eval-n"),
+    (["--device", "cuda"], "no CUDA device"),
+    (["--tau-min", "2.0"], "tau_min"),
+])
+def test_bad_input_is_one_clear_message(model_dir, tmp_path, capsys, extra, message):
+    if "--device" in extra and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    args = ["--model", model_dir, "--train", DATA, "--out", str(tmp_path), *FAST, *extra]
+    assert ead.main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and err.count("\n") == 1
+
+
+def test_bad_data_line_names_file_and_line(model_dir, tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"problem": "a", "answer": "1"}\n{"problem": oops}\n')
+    assert ead.main(["--model", model_dir, "--train", str(bad), "--out", str(tmp_path),
+                     *FAST]) == 2
+    assert f"{bad}:2: not valid JSON" in capsys.readouterr().err
+
+
+def test_unknown_model_path(tmp_path, capsys):
+    assert ead.main(["--model", str(tmp_path / "nope"), "--train", DATA, "--out",
+                     str(tmp_path), *FAST]) == 2
+    assert "cannot load" in capsys.readouterr().err
+
+
+def test_cli_help_runs():
+    with pytest.raises(SystemExit) as e:
+        ead.parse_cli(["--help"])
+    assert e.value.code == 0
