@@ -560,6 +560,40 @@ def save_checkpoint(out_dir, model, tokenizer, optimizer, state: dict) -> str:
     return final
 
 
+def master_adamw(model, lr: float, weight_decay: float = 0.01) -> torch.optim.Optimizer:
+    """AdamW whose state and weights live in fp32 copies of a bf16 model's parameters.
+
+    An update of ~lr = 1e-6 is far below bf16's resolution (~4e-3 relative) and would round
+    away; the fp32 masters keep it. The model's bf16 weights are refreshed after every step.
+    For an fp32 model this is plain AdamW.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if all(p.dtype == torch.float32 for p in params):
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    masters = [p.detach().float().clone() for p in params]
+    opt = torch.optim.AdamW(masters, lr=lr, weight_decay=weight_decay)
+
+    def grads_in(optimizer, args, kwargs):
+        for p, m in zip(params, masters):
+            m.grad = None if p.grad is None else p.grad.float()
+
+    def weights_out(optimizer, args, kwargs):
+        with torch.no_grad():
+            for p, m in zip(params, masters):
+                p.copy_(m)
+                p.grad = None                                # rl_step zeroes only the masters
+
+    opt.register_step_pre_hook(grads_in)
+    opt.register_step_post_hook(weights_out)
+    return opt
+
+
+def enable_checkpointing(model):
+    # transformers 5.2x renamed gradient_checkpointing_enable to activation_checkpointing_enable
+    fn = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+    fn()
+
+
 def rng_state(gen: torch.Generator) -> dict:
     import random
     st = {"python": random.getstate(), "torch": torch.get_rng_state(), "sampler": gen.get_state()}
@@ -727,8 +761,8 @@ def main(argv=None) -> int:
 
     if (a.grad_checkpointing == "on" or (a.grad_checkpointing == "auto"
                                          and a.device.startswith("cuda"))):
-        model.gradient_checkpointing_enable()
-    opt = torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01)
+        enable_checkpointing(model)
+    opt = master_adamw(model, a.lr)
     ref = None
     if a.kl_coef:
         ref = load_model(a.model, a)[0].eval().requires_grad_(False)
@@ -737,6 +771,9 @@ def main(argv=None) -> int:
     if a.resume:
         st = torch.load(os.path.join(a.out, "checkpoint", "trainer.pt"), weights_only=False)
         opt.load_state_dict(st["optimizer"])
+        with torch.no_grad():                              # the fp32 masters, not bf16 weights
+            for m, saved in zip(opt.param_groups[0]["params"], st["masters"]):
+                m.copy_(saved)
         step, order, pos = st["step"], st["order"], st["pos"]
         set_rng_state(st["rng"], gen)
         print(f"resumed at step {step}")
@@ -744,7 +781,8 @@ def main(argv=None) -> int:
 
     def checkpoint():
         save_checkpoint(a.out, model, tok, opt,
-                        {"step": step, "order": order, "pos": pos, "rng": rng_state(gen)})
+                        {"step": step, "order": order, "pos": pos, "rng": rng_state(gen),
+                         "masters": [m.detach().cpu() for m in opt.param_groups[0]["params"]]})
 
     bar = tqdm(total=a.steps, initial=step, desc="RL steps")
     try:

@@ -147,3 +147,26 @@ def test_cli_help_runs():
     with pytest.raises(SystemExit) as e:
         ead.parse_cli(["--help"])
     assert e.value.code == 0
+
+
+def test_master_adamw_keeps_updates_that_bf16_rounds_away():
+    torch.manual_seed(0)
+    plain = torch.nn.Linear(8, 8).to(torch.bfloat16)
+    with torch.no_grad():                                  # |w| in [0.25, 0.5): ulp ~ 2e-3
+        plain.weight.uniform_(0.25, 0.49)
+        plain.bias.uniform_(0.25, 0.49)
+    mixed = torch.nn.Linear(8, 8).to(torch.bfloat16)
+    mixed.load_state_dict(plain.state_dict())
+    w0 = plain.weight.detach().clone()
+    opts = [torch.optim.AdamW(plain.parameters(), lr=1e-5), ead.master_adamw(mixed, lr=1e-5)]
+    for _ in range(300):                                   # 300 x 1e-5 = 3e-3 of drift
+        for m, opt in zip((plain, mixed), opts):
+            m(torch.ones(1, 8, dtype=torch.bfloat16)).sum().backward()
+            opt.step()
+            opt.zero_grad()
+    assert torch.equal(plain.weight, w0)                   # every bf16 update rounded away
+    master = opts[1].param_groups[0]["params"][0]
+    assert master.dtype == torch.float32
+    assert (master - w0.float()).abs().mean() > 2e-3       # the fp32 masters moved
+    assert torch.equal(mixed.weight, master.to(torch.bfloat16))
+    assert mixed.weight.grad is None
