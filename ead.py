@@ -23,6 +23,7 @@ from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
+from transformers import DynamicCache, LogitsProcessor
 
 # =====================================================================================
 # 1. The EAD temperature schedule (SPEC §2)
@@ -96,10 +97,9 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
 
     Token t is drawn from softmax(logits_t / temperatures[t]) (no top-k/top-p: that would
     change mu). Returns a Rollout whose width is the number of steps actually taken: the
-    loop stops as soon as every row has emitted an EOS.
+    loop stops as soon as every row has emitted an EOS. `generator` (on the model's device)
+    makes the draw reproducible; `vocab_size` masks lm_head rows past the tokenizer.
     """
-    from transformers import DynamicCache
-
     B, device = input_ids.shape[0], input_ids.device
     taus = [float(x) for x in temperatures]                  # one host read, not one per step
     eos = torch.tensor(_eos_list(eos_token_id), device=device)
@@ -148,12 +148,6 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
 # =====================================================================================
 # 3. The same schedule inside model.generate
 # =====================================================================================
-
-try:
-    from transformers import LogitsProcessor
-except ImportError:  # pragma: no cover - transformers is a run-time requirement
-    LogitsProcessor = object
-
 
 class EADLogitsProcessor(LogitsProcessor):
     """Divides the logits of answer token t by temperatures[t] inside model.generate.
@@ -745,8 +739,9 @@ def main(argv=None) -> int:
     torch.manual_seed(a.seed)
     gen = torch.Generator(device=a.device).manual_seed(a.seed)
     vocab = len(tok) if len(tok) < model.config.vocab_size else None   # padded lm_head rows
-    eos = sorted({tok.eos_token_id, *(_eos_list(model.generation_config.eos_token_id)
-                                      if model.generation_config.eos_token_id is not None else [])})
+    gen_eos = model.generation_config.eos_token_id   # Qwen chat models end on <|im_end|> too
+    eos = sorted({t for t in [tok.eos_token_id, *(_eos_list(gen_eos) if gen_eos is not None
+                                                   else [])] if t is not None})
     log_f = open(os.path.join(a.out, "metrics.jsonl"), "a")
 
     def log(rec):

@@ -402,7 +402,7 @@ def plot(records: list[dict], k: int, path: str) -> str:
         return "matplotlib is not installed: no plot (pip install matplotlib to get one)"
     fig, axes = plt.subplots(1, 3, figsize=(14, 4))
     names = list(dict.fromkeys(r["schedule"] for r in records))
-    panels = [("rollout/reward", "training reward (own schedule)"),
+    panels = [("rollout/reward", "training reward (own schedule, 10-step mean)"),
               (f"eval/t1/pass@{k}", f"held-out pass@{k} at τ=1"),
               (f"eval/t1/worst@{k}", f"held-out worst@{k} at τ=1")]
     for ax, (key, title) in zip(axes, panels):
@@ -410,6 +410,9 @@ def plot(records: list[dict], k: int, path: str) -> str:
             rows = [r for r in records if r["schedule"] == name and key in r]
             steps = sorted({r["step"] for r in rows})
             ys = [statistics.mean(r[key] for r in rows if r["step"] == s) for s in steps]
+            if key.startswith("rollout/"):                # per-step reward is noisy: smooth it
+                w = 10
+                ys = [statistics.mean(ys[max(0, i - w + 1):i + 1]) for i in range(len(ys))]
             ax.plot(steps, ys, label=name)
         ax.set_title(title)
         ax.set_xlabel("RL step")
