@@ -83,7 +83,7 @@ def extract_answer(text: str) -> str | None:
         for found in pat.finditer(text[-5000:]):
             pass
         if found:
-            ans = found.group(1).strip()
+            ans = found.group(1).replace("**", "").strip()
             ans = re.sub(r"^\$+|\$+$", "", ans.rstrip(" ."))
             ans = re.sub(r"\$([^$]*)\$.*", r"\1", ans) if ans.count("$") >= 2 else ans
             ans = ans.strip().rstrip(".").strip()
@@ -119,7 +119,8 @@ def normalize(s: str) -> str:
     s = s.strip("$ ")
     s = s.replace("$", "")
     s = s.replace("\\\\", " \\cr ")                     # matrix row break
-    s = re.sub(r"(?<=\d)\\,(?=\d{3}\b)", "", s)              # 1\,000\,000
+    s = re.sub(r"(?<=\d)(?:\\,| )(?=\d{3}\b)", "", s)         # 1\,000\,000 and 1 000 000
+    s = re.sub(r"\\varnothing|\\\{\s*\\\}|\\emptyset", r"\\emptyset ", s)
     s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)\b\s*", "", s)
     s = s.replace("\\{", "\\lbrace ").replace("\\}", "\\rbrace ")
     s = s.replace("\\!", "")                                # 32,\!348 is 32348
@@ -535,7 +536,7 @@ def _strip_lhs(s: str) -> str:
     """'x = 3' -> '3'; 'f(x) = 2x' -> '2x'; keeps equations whose left side is not a name."""
     s = re.sub(r"^[a-zA-Z]\s*\\in\s*", "", s)                # x \in [1, 2]
     parts = _split_top(s, ("=", "\\approx"))
-    name = r"[a-zA-Z](?:_\{?\w+\}?)?(?:\([a-zA-Z]\))?|\\[a-zA-Z]+"
+    name = r"[a-zA-Z](?:_\{?\w+\}?)?(?:\^\{?-1\}?)?(?:\([a-zA-Z]\))?|\\[a-zA-Z]+"
     if len(parts) == 2 and re.fullmatch(rf"{name}|\((?:\s*(?:{name})\s*,)+\s*(?:{name})\s*\)",
                                         parts[0].strip()):
         return parts[1]                                    # x = 3, (x, y) = (1, 2)
@@ -623,6 +624,12 @@ def _simplify_text(s: str) -> str:
 
 def _number_text(s: str) -> str:
     """Spellings the parser does not know: mixed numbers, function names without \\."""
+    rep = re.fullmatch(r"(-?)(\d*)\.(\d*)\\overline\{?(\d{1,12})\}?", s)
+    if rep:                                              # 0.1\overline{6} = 1/6
+        sign, whole, pre, cyc = rep.groups()
+        value = Fraction(int(whole or 0)) + Fraction(int(pre or 0), 10 ** len(pre)) + Fraction(
+            int(cyc), (10 ** len(cyc) - 1) * 10 ** len(pre))
+        s = f"{sign}\\frac{{{value.numerator}}}{{{value.denominator}}}"
     m = re.fullmatch(r"(-?)(\d+)\s*\\frac\s*\{?(\d+)\}?\s*\{?(\d+)\}?", s)
     if m and int(m.group(3)) < int(m.group(4)):       # mixed number 2\frac{1}{2} = 5/2
         s = f"{m.group(1)}({m.group(2)}+\\frac{{{m.group(3)}}}{{{m.group(4)}}})"

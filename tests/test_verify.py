@@ -68,7 +68,7 @@ EXTRACT = [
     ("we get \\boxed 9 at last", "9"), ("\\fbox{7}", "7"),
     ("nested \\boxed{\\frac{\\sqrt{2}}{2}}", "\\frac{\\sqrt{2}}{2}"),
     ("The answer is 42.", "42"), ("Final answer: $x = 3$", "x = 3"), ("blah\n#### 1,234", "1,234"),
-    ("Answer: (B)", "(B)"), ("no answer here", None), ("\\boxed{3 + ", None), ("", None),
+    ("Answer: (B)", "(B)"), ("so **Answer:** 42", "42"), ("no answer here", None), ("\\boxed{3 + ", None), ("", None),
     ("\\boxed{}", None),
 ]
 
@@ -126,10 +126,13 @@ MORE_EQUIV = [
     ("1011_2", "1011_{2}"), ("\\left( 3, \\frac{\\pi}{2} \\right)", "(3, \\frac{\\pi}{2})"),
     ("6 - 5i", "6-5i"), ("2^{100}", "1267650600228229401496703205376"),
     ("\\text{(C) } 8", "C"), ("1.3 \\times 10^{-5} \\mathrm{~m}", "1.3e-5"),
+    ("0.\\overline{3}", "\\frac13"), ("0.1\\overline{6}", "\\frac16"), ("1 000 000", "10^6"),
+    ("\\varnothing", "\\emptyset"), ("f^{-1}(x) = 2x+1", "2x+1"), ("18.00", "18"),
+    ("\\sqrt{2}", "2^{1/2}"), ("6.02 \\cdot 10^{23}", "6.02e23"), ("50 percent", "50\\%"),
 ]
 MORE_NOT_EQUIV = [
     ("123456789012", "123456789013"), ("x + y = 1", "x - y = 1"), ("\\pm 2", "2"),
-    ("1.30e-5", "1.32e-5"), ("2\\alpha", "2\\beta"),
+    ("1.30e-5", "1.32e-5"), ("2\\alpha", "2\\beta"), ("0.\\overline{3}", "0.3"),
 ]
 
 
