@@ -357,22 +357,26 @@ def rl_step(policy, optimizer, input_ids: torch.Tensor, attention_mask: torch.Te
     rewards = reward_fn(roll).float().to(ids.device)          # (N,)
     t0 = time.perf_counter()
     adv = group_advantages(rewards, group_size)               # (N,)
+    # a row with A = 0 and no KL term has zero gradient: it is never scored nor updated,
+    # but its tokens still count in the token mean
+    live = (adv != 0) | bool(kl_coef)                         # (N,) bool
     score = dict(micro_batch=micro_batch, vocab_size=vocab_size)
+    logp_old, logp_ref = roll.logp_pi.clone(), None
     with torch.no_grad():
-        # pi_old: the sampler's own T=1 log-probs, or a fresh forward that uses exactly the
-        # numerics of the update (in bf16 the KV-cache path differs by ~1e-2 from it)
-        logp_old = (token_logprobs(policy, ids, am, roll.tokens, roll.mask, **score)
-                    if recompute_old else roll.logp_pi)
-        logp_ref = (token_logprobs(ref_model, ids, am, roll.tokens, roll.mask, **score)
-                    if kl_coef else None)
+        if recompute_old and live.any():
+            # pi_old by a fresh forward with exactly the numerics of the update (in bf16 the
+            # sampler's KV-cache logits differ from it by ~1e-2); else the sampler's own T=1
+            logp_old[live] = token_logprobs(policy, ids[live], am[live], roll.tokens[live],
+                                            roll.mask[live], **score)
+        if kl_coef:
+            logp_ref = token_logprobs(ref_model, ids, am, roll.tokens, roll.mask, **score)
     policy.train()                                            # checkpointing/dropout as set
     params = [p for p in policy.parameters() if p.requires_grad]
     mb_size = N // num_minibatches
     sums, n_updates, grad_norms = Counter(), 0, []
     for mb in torch.arange(N, device=ids.device).split(mb_size):
         n_tok = float(roll.mask[mb].sum())                    # SPEC §4: mean over mini-batch
-        # a row with A = 0 and no KL term has zero gradient; skip its forward, keep its tokens
-        rows = mb[adv[mb] != 0] if not kl_coef else mb
+        rows = mb[live[mb]]
         if len(rows) == 0:
             continue                                          # no signal: no optimiser step
         optimizer.zero_grad(set_to_none=True)

@@ -348,3 +348,34 @@ def test_rl_step_raises_reward_of_a_target_token(tiny_model):
         assert math.isfinite(stats["loss/grad_norm"])
     assert stats["loss/updates"] <= 2 and not model.training
     assert sum(after[-5:]) / 5 > sum(before) / 3 + 0.2, (before, after[-5:])
+
+
+def test_rl_step_gradient_equals_one_full_batch_loss(tiny_model):
+    """Micro-batching, skipped A = 0 rows and the mini-batch token mean change nothing: one
+    SGD step of rl_step equals the gradient of policy_loss over the whole batch at once."""
+    import copy
+    a, b = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
+    ids, am = left_pad(PROMPTS[:4])
+    taus = ead.ead_schedule(8, tau_max=1.5, tau_min=0.5, d0=5, c=1)
+
+    def reward_fn(roll):
+        return ((roll.tokens % 3 == 0) & roll.mask).sum(1).float()
+
+    kw = dict(eos_token_id=EOS, pad_token_id=PAD, vocab_size=V_REAL)
+    opt = torch.optim.SGD(a.parameters(), lr=1.0)
+    stats, roll, rewards = ead.rl_step(a, opt, ids, am, reward_fn, taus, group_size=4,
+                                       generator=torch.Generator().manual_seed(3),
+                                       num_minibatches=1, micro_batch=3, max_grad_norm=1e9,
+                                       **kw)
+    assert 0 < (ead.group_advantages(rewards, 4) == 0).sum() < 16   # some rows skipped
+    # reference: the same rollout, one loss over all 16 answers, one backward
+    ref = ead.sample(b, ids.repeat_interleave(4, 0), am.repeat_interleave(4, 0), taus,
+                     generator=torch.Generator().manual_seed(3), **kw)
+    assert torch.equal(ref.tokens, roll.tokens)
+    logp = ead.token_logprobs(b, ids.repeat_interleave(4, 0), am.repeat_interleave(4, 0),
+                              ref.tokens, ref.mask, micro_batch=16, vocab_size=V_REAL)
+    loss, _ = ead.policy_loss(logp, logp.detach(), ref.logp_mu,
+                              ead.group_advantages(reward_fn(ref), 4), ref.mask)
+    loss.backward()
+    for (name, pa), pb, p0 in zip(a.named_parameters(), b.parameters(), tiny_model.parameters()):
+        torch.testing.assert_close(p0 - pa, pb.grad, atol=1e-5, rtol=1e-4, msg=name)

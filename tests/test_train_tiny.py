@@ -75,3 +75,11 @@ def test_bad_flags_exit_with_a_message(capsys):
     with pytest.raises(SystemExit):
         tt.parse_args(["--schedules", "ead,hot"])
     assert "unknown schedule" in capsys.readouterr().err
+
+
+def test_warm_report(tmp_path, capsys):
+    run_dir, finals = tt.main(["--fast", "--warm-report", "--cache", str(tmp_path / "c"),
+                               "--out", str(tmp_path / "runs")])
+    out = capsys.readouterr().out
+    assert run_dir is None and finals == [] and not (tmp_path / "runs").exists()
+    assert out.count("\n| ") == 6 and "| 1.2 |" in out           # header + 5 temperatures
