@@ -819,7 +819,10 @@ def main(argv=None) -> int:
             log({"step": step, **stats})
             bar.update(1)
             bar.set_postfix(reward=f"{stats['rollout/reward']:.3f}",
-                            tok_s=f"{stats['perf/rollout_tok_s']:.0f}")
+                            rollout_tok_s=f"{stats['perf/rollout_tok_s']:.0f}",
+                            update_tok_s=f"{stats['perf/update_tok_s']:.0f}",
+                            **({"peak_gb": f"{stats['perf/peak_mem_gb']:.1f}"}
+                               if "perf/peak_mem_gb" in stats else {}))
             if step % a.save_every == 0 or step == a.steps:
                 checkpoint()
         if a.eval_every and evals and step % a.eval_every == 0:

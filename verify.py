@@ -526,10 +526,11 @@ def _inequality(s: str):
 
 
 def _choice(s: str) -> str | None:
-    m = re.fullmatch(r"\(?\s*([A-Ea-e])\s*\)?(?:\s.*)?", s) if len(s) < 60 else None
-    if m and (s.startswith("(") or len(s.strip()) == 1 or s.strip()[1:2] == ")"):
-        return m.group(1).upper()
-    return None
+    """'(A)', '(a) 5', 'A', 'A)' -> 'A'. A bare lower-case letter is a variable, not a choice."""
+    if len(s) > 60:
+        return None
+    m = re.fullmatch(r"\(\s*([A-Ea-e])\s*\)(?:\s.*)?|([A-E])(?:\)(?:\s.*)?)?", s.strip())
+    return (m.group(1) or m.group(2)).upper() if m else None
 
 
 def _strip_lhs(s: str) -> str:
@@ -618,8 +619,9 @@ def _numeral(s: str) -> Fraction | None:
 
 def _simplify_text(s: str) -> str:
     s = re.sub(r"\\text\{([^{}]*)\}", r"\1", s)
-    s = re.sub(r"[\s{}]", "", s).lower()
-    return s.rstrip(".")
+    if re.fullmatch(r"[A-Za-z][A-Za-z\s'-]+", s):        # words: case does not matter
+        s = s.lower()                                      # (but x is not X)
+    return re.sub(r"[\s{}]", "", s).rstrip(".")
 
 
 def _number_text(s: str) -> str:
