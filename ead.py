@@ -109,6 +109,7 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     position_ids = positions_from_mask(attention_mask)       # the scorer uses the same ids
     step_ids = input_ids                                     # prefill: the whole prompt
     done = torch.zeros(B, dtype=torch.bool, device=device)
+    zero = torch.zeros((), device=device)
     tokens, mask, logp_mu, logp_pi, entropy = [], [], [], [], []
     for tau in taus:
         out = model(input_ids=step_ids, attention_mask=attention_mask, position_ids=position_ids,
@@ -122,14 +123,14 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
         # u stays strictly below the total, so a zero-probability token is never picked
         cdf = lp_mu.exp().cumsum(-1)                         # (B, V)
         u = torch.rand(B, 1, generator=generator, device=device) * cdf[:, -1:]
-        u = torch.minimum(u, cdf[:, -1:].nextafter(torch.zeros((), device=device)))
+        u = torch.minimum(u, cdf[:, -1:].nextafter(zero))
         y = torch.searchsorted(cdf, u, right=True).squeeze(1)  # (B,)
         y = torch.where(done, pad_token_id, y)               # ended rows only emit pad
         tokens.append(y)
         mask.append(~done)
         logp_mu.append(lp_mu.gather(1, y[:, None]).squeeze(1))
         logp_pi.append(lp_pi.gather(1, y[:, None]).squeeze(1))
-        entropy.append(-(lp_pi.exp() * lp_pi.nan_to_num(neginf=0.0)).sum(-1))
+        entropy.append(torch.special.entr(lp_pi.exp()).sum(-1))   # -sum p log p, 0 log 0 = 0
         done = done | torch.isin(y, eos)
         if bool(done.all()):
             break
@@ -140,7 +141,6 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
         e = torch.zeros(B, 0, device=device)
         return Rollout(e.long(), e.bool(), e, e.clone(), e.clone())
     m = torch.stack(mask, 1)
-    zero = torch.zeros((), device=device)
     return Rollout(torch.stack(tokens, 1), m, torch.stack(logp_mu, 1).where(m, zero),
                    torch.stack(logp_pi, 1).where(m, zero), torch.stack(entropy, 1).where(m, zero))
 
@@ -206,7 +206,7 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
         lp = F.log_softmax(logits, dim=-1)                   # fp32 log-softmax (bf16 weights ok)
         logps.append(lp.gather(-1, tokens[i:i + micro_batch, :, None]).squeeze(-1))
         if with_entropy:
-            ents.append(-(lp.exp() * lp.nan_to_num(neginf=0.0)).sum(-1).detach())
+            ents.append(torch.special.entr(lp.exp()).sum(-1).detach())
     logp = torch.cat(logps).where(mask, torch.zeros((), device=tokens.device))
     return (logp, torch.cat(ents)) if with_entropy else logp
 
