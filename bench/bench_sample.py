@@ -48,6 +48,18 @@ def bare_loop(model, ids, am, n_new):
         pos = pos[:, -1:] + 1
 
 
+def race(runs: dict, device, repeats) -> dict:
+    """Best seconds of each callable over `repeats` round-robin rounds (after one warm-up),
+    so that a noisy neighbour slows every method alike."""
+    for fn in runs.values():
+        fn()
+    best = dict.fromkeys(runs, float("inf"))
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            best[name] = min(best[name], timed(fn, device, 1))
+    return best
+
+
 def timed(fn, device, repeats):
     best = float("inf")
     for _ in range(repeats):
@@ -91,14 +103,8 @@ def main():
             eos_token_id=no_eos, pad_token_id=0,
             logits_processor=[ead.EADLogitsProcessor(taus, a.prompt_len)]),
     }
-    for fn in runs.values():   # warm-up (allocator, kernels)
-        fn()
     tok = a.batch * a.new_tokens
-    best = dict.fromkeys(runs, float("inf"))
-    for _ in range(a.repeats):  # round-robin, so a noisy neighbour hits every method alike
-        for name, fn in runs.items():
-            best[name] = min(best[name], timed(fn, a.device, 1))
-    res = {name: tok / t for name, t in best.items()}
+    res = {name: tok / t for name, t in race(runs, a.device, a.repeats).items()}
     dev = torch.cuda.get_device_name() if a.device == "cuda" else f"CPU x{a.threads} threads"
     print(f"{a.preset} Qwen2, {a.dtype}, {dev}, batch {a.batch}, prompt {a.prompt_len}, "
           f"{a.new_tokens} new tokens")

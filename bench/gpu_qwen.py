@@ -21,7 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import ead  # noqa: E402
-from bench_sample import build, timed  # noqa: E402
+from bench_sample import build, race  # noqa: E402
 
 
 def main():
@@ -36,6 +36,7 @@ def main():
     p.add_argument("--prompt-len", type=int, default=128, help="prompt tokens")
     p.add_argument("--new-tokens", type=int, default=1024, help="answer tokens in the step")
     p.add_argument("--micro-batch", type=int, default=8, help="answers per forward/backward")
+    p.add_argument("--repeats", type=int, default=3, help="rounds of the sampling race")
     p.add_argument("--skip-step", action="store_true", help="only the sampling race")
     p.add_argument("--out", default=None, help="also write the JSON lines to this file")
     a = p.parse_args()
@@ -66,9 +67,7 @@ def main():
             eos_token_id=never, pad_token_id=0,
             logits_processor=[ead.EADLogitsProcessor(taus, a.prompt_len)]),
     }
-    for fn in runs.values():
-        fn()
-    res = {k: a.gen_batch * a.gen_tokens / timed(fn, a.device, 2) for k, fn in runs.items()}
+    res = {k: a.gen_batch * a.gen_tokens / t for k, t in race(runs, a.device, a.repeats).items()}
     emit({"what": "sampling race", "batch": a.gen_batch, "new_tokens": a.gen_tokens,
           "sample_tok_s": round(res["sample"]), "generate_tok_s": round(res["generate"]),
           "ratio": round(res["sample"] / res["generate"], 3)})
