@@ -598,6 +598,10 @@ def _atom_equal(a: str, b: str) -> bool:
     ca, cb = _choice(a), _choice(b)
     if ca and cb:
         return ca == cb
+    sig = min((d for d in (_sci_digits(a), _sci_digits(b)) if d), default=0)
+    if sig:                                               # 4.53e33 given as 4.5 x 10^{33}
+        va, vb = _real_value(a), _real_value(b)
+        return va is not None and vb is not None and _round_sig(va, sig) == _round_sig(vb, sig)
     na, nb = _numeral(a), _numeral(b)
     if na is not None and nb is not None:
         return na == nb                                   # exact: 10^12 + 1 is not 10^12
@@ -610,6 +614,29 @@ def _atom_equal(a: str, b: str) -> bool:
     if ea is None or eb is None:
         return False
     return _expr_equal(ea, eb)
+
+
+_SCI = re.compile(r"-?(\d)(?:\.(\d+))?\s*(?:[eE]|\\times\s*10\s*\^|\\cdot\s*10\s*\^)\s*\{?\s*[-+]?\d+\s*\}?")
+
+
+def _sci_digits(s: str) -> int:
+    """Significant digits of an answer in scientific notation (4.5e33, 4.50 \\times 10^{33})."""
+    m = _SCI.fullmatch(s.strip())
+    return 1 + len(m.group(2) or "") if m else 0
+
+
+def _real_value(s: str) -> float | None:
+    tree = _parse_expr(_number_text(s))
+    try:
+        v = _eval(tree, {}, [10_000]) if tree is not None else None
+    except (ZeroDivisionError, OverflowError, ValueError, KeyError, _ParseError):
+        return None
+    return v.real if v is not None and not v.imag and math.isfinite(v.real) else None
+
+
+def _round_sig(x: float, digits: int) -> float:
+    """x to `digits` significant digits: a scientific-notation answer states its precision."""
+    return float(f"{x:.{digits - 1}e}")
 
 
 def _numeral(s: str) -> Fraction | None:
