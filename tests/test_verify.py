@@ -129,6 +129,8 @@ MORE_EQUIV = [
     ("0.\\overline{3}", "\\frac13"), ("0.1\\overline{6}", "\\frac16"), ("1 000 000", "10^6"),
     ("\\varnothing", "\\emptyset"), ("f^{-1}(x) = 2x+1", "2x+1"), ("18.00", "18"),
     ("\\sqrt{2}", "2^{1/2}"), ("6.02 \\cdot 10^{23}", "6.02e23"), ("50 percent", "50\\%"),
+    ("\\cos 2x", "\\cos^2 x - \\sin^2 x"), ("\\sin x \\cos x", "\\frac{1}{2}\\sin 2x"),
+    ("\\tan^{-1}(1)", "\\frac{\\pi}{4}"), ("\\sin 2\\theta", "2\\sin\\theta\\cos\\theta"),
     ("4.53 \\times 10^{33}", "4.5e33"), ("7.46e-7", "7.5 \\times 10^{-7}"), ("4.5e33", "45e32"),
 ]
 MORE_NOT_EQUIV = [
