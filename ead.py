@@ -10,20 +10,29 @@ Read top to bottom:
   7. the RL step         all of the above, once per training step
   8. the command line    Qwen2.5-Math-1.5B on one GPU (plumbing)
 
-"SPEC §n" points at ../shared/SPEC.md (a restatement of arXiv 2510.05251).
+"SPEC §n" is a section of the project's one-page restatement of arXiv 2510.05251 ("Let it Calm:
+Exploratory Annealed Decoding for Verifiable RL"): §2 the schedule, §3 which policy is which,
+§4 the update, §5 evaluation. The README's "EAD in six steps" carries the same formulas.
 """
 from __future__ import annotations
 
+import argparse
 import inspect
+import json
 import math
 import os
+import random
+import re
+import shutil
+import sys
 import time
 from collections import Counter
 from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
-from transformers import DynamicCache, LogitsProcessor
+from tqdm import tqdm
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, LogitsProcessor
 
 # =====================================================================================
 # 1. The EAD temperature schedule (SPEC §2)
@@ -435,9 +444,7 @@ class CLIError(Exception):
 
 def load_problems(path: str) -> tuple[list[dict], int]:
     """JSONL -> [{"problem", "answer"}], skipped-line count. A malformed line is an error."""
-    import json
-
-    import verify
+    import verify  # only the command line needs the checker: sections 1-7 copy alone
     if not os.path.isfile(path):
         raise CLIError(f"{path}: no such file")
     rows, skipped = [], 0
@@ -502,7 +509,6 @@ def decoding_temperatures(name: str, a, step: int) -> torch.Tensor | None:
 def evaluate_cli(model, tokenizer, problems, a, step, gen, eos, vocab) -> dict:
     """pass@k, worst@k, mean@k, maj@k per decoding schedule, and greedy accuracy (SPEC §5)."""
     import verify
-    from tqdm import tqdm
     model.eval()
     ks = [int(k) for k in a.eval_k.split(",")]
     res = {}
@@ -543,7 +549,6 @@ def evaluate_cli(model, tokenizer, problems, a, step, gen, eos, vocab) -> dict:
 
 def save_checkpoint(out_dir, model, tokenizer, optimizer, state: dict) -> str:
     """Write out_dir/checkpoint atomically: a crash mid-write leaves the previous one."""
-    import shutil
     final, tmp, old = (os.path.join(out_dir, n) for n in ("checkpoint", "checkpoint.tmp",
                                                            "checkpoint.old"))
     shutil.rmtree(tmp, ignore_errors=True)
@@ -593,7 +598,6 @@ def enable_checkpointing(model):
 
 
 def rng_state(gen: torch.Generator) -> dict:
-    import random
     st = {"python": random.getstate(), "torch": torch.get_rng_state(), "sampler": gen.get_state()}
     if torch.cuda.is_available():
         st["cuda"] = torch.cuda.get_rng_state_all()
@@ -601,7 +605,6 @@ def rng_state(gen: torch.Generator) -> dict:
 
 
 def set_rng_state(st: dict, gen: torch.Generator):
-    import random
     random.setstate(st["python"])
     torch.set_rng_state(st["torch"])
     gen.set_state(st["sampler"])
@@ -610,7 +613,6 @@ def set_rng_state(st: dict, gen: torch.Generator):
 
 
 def parse_cli(argv=None):
-    import argparse
     p = argparse.ArgumentParser(
         prog="ead.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="RLVR with Exploratory Annealed Decoding: TIS-DAPO (or GRPO) on a causal LM "
@@ -665,7 +667,6 @@ def parse_cli(argv=None):
 
 def check_cli(a):
     """Turn every foreseeable bad input into one clear CLIError."""
-    import re
     if a.device == "auto":
         a.device = "cuda" if torch.cuda.is_available() else "cpu"
     if a.device.startswith("cuda") and not torch.cuda.is_available():
@@ -706,7 +707,6 @@ def check_cli(a):
 
 
 def load_model(path: str, a):
-    from transformers import AutoModelForCausalLM, AutoTokenizer
     try:
         tok = AutoTokenizer.from_pretrained(path)
         model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, a.dtype))
@@ -718,11 +718,7 @@ def load_model(path: str, a):
 
 
 def main(argv=None) -> int:
-    import json
-    import random
-    import sys
-
-    from tqdm import tqdm
+    import verify
     try:
         a = parse_cli(argv)
         check_cli(a)
@@ -799,7 +795,6 @@ def main(argv=None) -> int:
             golds = [p["answer"] for p in batch for _ in range(a.group)]
 
             def reward_fn(roll, golds=golds):
-                import verify
                 return torch.tensor([verify.reward(t, g) for t, g in
                                      zip(completions(tok, roll), golds)])
 

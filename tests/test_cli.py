@@ -2,7 +2,6 @@
 saved to a temporary folder like a downloaded model; no network."""
 import json
 import os
-import shutil
 import string
 
 import pytest
