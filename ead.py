@@ -24,6 +24,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import sys
 import time
 from collections import Counter
@@ -779,9 +780,21 @@ def main(argv=None) -> int:
                         {"step": step, "order": order, "pos": pos, "rng": rng_state(gen),
                          "masters": [m.detach().cpu() for m in opt.param_groups[0]["params"]]})
 
+    stop = []
+
+    def on_ctrl_c(signum, frame):
+        if stop:                                           # a second Ctrl-C: leave right away
+            raise KeyboardInterrupt
+        stop.append(signum)
+        print("\nCtrl-C: finishing this step, then saving a checkpoint (again to quit now)",
+              file=sys.stderr)
+
+    # a step stopped halfway would leave weights, data position and step count out of step
+    # with each other: Ctrl-C lets the step finish, then checkpoints a consistent state
+    old_handler = signal.signal(signal.SIGINT, on_ctrl_c)
     bar = tqdm(total=a.steps, initial=step, desc="RL steps")
     try:
-        while step < a.steps:
+        while step < a.steps and not stop:
             if a.eval_every and evals and step % a.eval_every == 0:
                 log({"step": step, **evaluate_cli(model, tok, evals, a, step, gen, eos, vocab)})
             batch = []
@@ -818,16 +831,16 @@ def main(argv=None) -> int:
                             update_tok_s=f"{stats['perf/update_tok_s']:.0f}",
                             **({"peak_gb": f"{stats['perf/peak_mem_gb']:.1f}"}
                                if "perf/peak_mem_gb" in stats else {}))
-            if step % a.save_every == 0 or step == a.steps:
+            if step % a.save_every == 0 or step == a.steps or stop:
                 checkpoint()
+        if stop:
+            print(f"interrupted: checkpoint saved at step {step}; --resume continues",
+                  file=sys.stderr)
+            return 130
         if a.eval_every and evals and step % a.eval_every == 0:
             log({"step": step, **evaluate_cli(model, tok, evals, a, step, gen, eos, vocab)})
-    except KeyboardInterrupt:
-        # the step in flight is dropped; everything before it is saved
-        print(f"\ninterrupted: saving a checkpoint at step {step}", file=sys.stderr)
-        checkpoint()
-        return 130
     finally:
+        signal.signal(signal.SIGINT, old_handler)
         bar.close()
         log_f.close()
     return 0

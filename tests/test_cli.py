@@ -169,3 +169,24 @@ def test_master_adamw_keeps_updates_that_bf16_rounds_away():
     assert (master - w0.float()).abs().mean() > 2e-3       # the fp32 masters moved
     assert torch.equal(mixed.weight, master.to(torch.bfloat16))
     assert mixed.weight.grad is None
+
+
+def test_ctrl_c_finishes_the_step_and_checkpoints(model_dir, tmp_path, monkeypatch):
+    import signal
+
+    import verify
+    calls = []
+
+    def reward(text, gold):                 # Ctrl-C arrives in the middle of step 2's rewards
+        calls.append(1)
+        if len(calls) == 10:
+            os.kill(os.getpid(), signal.SIGINT)
+        return float(len(text) % 2)
+
+    monkeypatch.setattr(verify, "reward", reward)
+    out = tmp_path / "run"
+    assert run(model_dir, out, "--steps", "4", "--save-every", "100", "--eval-every", "0") == 130
+    assert [r["step"] for r in records(out)] == [1, 2]
+    state = torch.load(out / "checkpoint" / "trainer.pt", weights_only=False)
+    assert state["step"] == 2 and state["pos"] == 4          # 2 steps x 2 prompts consumed
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
