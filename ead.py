@@ -532,7 +532,11 @@ def evaluate_cli(model, tokenizer, problems, a, step, gen, eos, vocab) -> dict:
                 outs = texts[j * n:(j + 1) * n]
                 preds = [verify.extract_answer(t) for t in outs]
                 ok = [pr is not None and verify.is_equiv(pr, p["answer"]) for pr in preds]
-                votes = [verify.normalize(pr) if pr else None for pr in preds]
+                votes = []                                 # "1/2" and "0.5" are one vote
+                for pr in preds:
+                    votes.append(None if pr is None else next(
+                        (votes[i] for i, q in enumerate(preds[:len(votes)])
+                         if q is not None and verify.is_equiv(pr, q)), len(votes)))
                 per_problem.append((ok, votes))
         if n == 1:
             res[f"eval/{name}/acc"] = sum(ok[0] for ok, _ in per_problem) / len(per_problem)
