@@ -56,18 +56,22 @@ def _braced(s: str, i: int) -> tuple[str, int] | None:
 
 
 def _last_box(text: str) -> str | None:
-    matches = list(_BOX.finditer(text))
-    if not matches:
-        return None
-    m = matches[-1]
-    j = m.end()
-    while j < len(text) and text[j] == " ":
-        j += 1
-    if j < len(text) and text[j] == "{":
-        got = _braced(text, j)
-        return None if got is None else got[0]       # an unclosed box is a truncated answer
-    tail = re.match(r"[^\s$]+", text[j:])            # \boxed 9
-    return tail.group(0) if tail else None
+    """The content of the last non-empty box; None if that box was never closed."""
+    for m in list(_BOX.finditer(text))[::-1][:20]:   # an empty \boxed{} is the prompt's echo
+        j = m.end()
+        while j < len(text) and text[j] == " ":
+            j += 1
+        if j < len(text) and text[j] == "{":
+            got = _braced(text, j)
+            if got is None:
+                return None                          # an unclosed box is a truncated answer
+            content = got[0]
+        else:
+            tail = re.match(r"[^\s$]+", text[j:])      # \boxed 9
+            content = tail.group(0) if tail else ""
+        if content.strip():
+            return content
+    return None
 
 
 def extract_answer(text: str) -> str | None:
@@ -127,7 +131,7 @@ def normalize(s: str) -> str:
     s = re.sub(r"\\(?:displaystyle|textstyle|,|;|:|quad|qquad| )", " ", s)
     s = s.replace("~", " ")
     s = re.sub(r"\\[dt]frac", r"\\frac", s)
-    s = re.sub(r"\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree", "", s)
+    s = re.sub(r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree)(?:\s*[CF]\b)?", "", s)
     s = re.sub(r"\\%|%|\\percent", "", s)                # MATH convention: 10% matches 10
     s = s.replace("\\$", "")
     for _ in range(3):                                    # \text{(A)}, \textbf{\text{x}}
@@ -567,10 +571,12 @@ def _structure(s: str):
     # unions of intervals
     if "\\cup" in s:
         return ("union", [_structure(p) for p in s.split("\\cup")])
-    # brace sets
+    # brace sets: \{1, 2\} and a bare {1, 2}
     if s.startswith("\\lbrace") and s.endswith("\\rbrace"):
         inner = s[len("\\lbrace"):-len("\\rbrace")]
         return ("set", [_item(p) for p in _split_top(inner) if p])
+    if s.startswith("{") and s.endswith("}") and _balanced(s[1:-1]) and "," in s:
+        return ("set", [_item(p) for p in _split_top(s[1:-1]) if p])
     # bracketed tuples / intervals: the outer brackets must enclose everything
     if len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and _balanced(s[1:-1]):
         parts = _split_top(s[1:-1])

@@ -69,7 +69,8 @@ EXTRACT = [
     ("nested \\boxed{\\frac{\\sqrt{2}}{2}}", "\\frac{\\sqrt{2}}{2}"),
     ("The answer is 42.", "42"), ("Final answer: $x = 3$", "x = 3"), ("blah\n#### 1,234", "1,234"),
     ("Answer: (B)", "(B)"), ("so **Answer:** 42", "42"), ("no answer here", None), ("\\boxed{3 + ", None), ("", None),
-    ("\\boxed{}", None),
+    ("\\boxed{}", None), ("within \\boxed{}. So \\boxed{5}. Use \\boxed{}.", "5"),
+    ("\\boxed{5} then \\boxed{3", None),
 ]
 
 
@@ -129,6 +130,7 @@ MORE_EQUIV = [
     ("0.\\overline{3}", "\\frac13"), ("0.1\\overline{6}", "\\frac16"), ("1 000 000", "10^6"),
     ("\\varnothing", "\\emptyset"), ("f^{-1}(x) = 2x+1", "2x+1"), ("18.00", "18"),
     ("\\sqrt{2}", "2^{1/2}"), ("6.02 \\cdot 10^{23}", "6.02e23"), ("50 percent", "50\\%"),
+    ("25^\\circ C", "25"), ("{1, 2}", "\\{2,1\\}"),
     ("\\cos 2x", "\\cos^2 x - \\sin^2 x"), ("\\sin x \\cos x", "\\frac{1}{2}\\sin 2x"),
     ("\\tan^{-1}(1)", "\\frac{\\pi}{4}"), ("\\sin 2\\theta", "2\\sin\\theta\\cos\\theta"),
     ("4.53 \\times 10^{33}", "4.5e33"), ("7.46e-7", "7.5 \\times 10^{-7}"), ("4.5e33", "45e32"),
