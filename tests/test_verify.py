@@ -103,14 +103,19 @@ ADVERSARIAL = [
 
 @pytest.mark.parametrize("junk", ADVERSARIAL)
 def test_adversarial_inputs_are_fast_and_safe(junk):
+    calls = []
     for pred, gold in [(junk, "3"), ("3", junk), (junk, junk), (junk, "x^2+1")]:
-        t0 = time.perf_counter()
-        out = verify.reward("\\boxed{" + pred + "}", gold)
-        out2 = verify.is_equiv(pred, gold)
-        verify.extract_answer(pred)
-        dt = time.perf_counter() - t0
-        assert out in (0.0, 1.0) and isinstance(out2, bool)
-        assert dt < 0.1, f"{dt:.3f}s"  # three calls; each takes a few ms at most here
+        calls += [(verify.reward, ("\\boxed{" + pred + "}", gold)), (verify.is_equiv, (pred, gold)),
+                  (verify.extract_answer, (pred,))]
+    for fn, args in calls:
+        best = float("inf")
+        for _ in range(3):                 # best of 3: a busy machine can stall any one call
+            t0 = time.perf_counter()
+            out = fn(*args)
+            best = min(best, time.perf_counter() - t0)
+        want = {verify.reward: float, verify.is_equiv: bool, verify.extract_answer: (str, type(None))}
+        assert isinstance(out, want[fn]) and (fn is not verify.reward or out in (0.0, 1.0))
+        assert best < 0.05, f"{fn.__name__}: {best * 1e3:.1f} ms"
 
 
 def test_non_string_inputs():
