@@ -241,13 +241,18 @@ def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tenso
                 advantages: torch.Tensor, mask: torch.Tensor, *, clip_low: float = 0.2,
                 clip_high: float = 0.28, tis_cap: float | None = 2.0,
                 dual_clip: float | None = None, kl_coef: float = 0.0,
-                logp_ref: torch.Tensor | None = None, num_tokens: float | None = None):
+                logp_ref: torch.Tensor | None = None, num_tokens: float | None = None,
+                tis_level: str = "token"):
     """Token-level clipped policy loss with truncated importance sampling (SPEC §4).
 
     logp, logp_old, logp_mu, mask: (B, T); advantages: (B,). `num_tokens` is the token-mean
     normaliser: pass the mask sum of the whole mini-batch when accumulating micro-batches.
-    Returns (loss, stats) with stats as plain floats.
+    tis_level="token" (all released code) weights each token by min(pi_old/mu, C);
+    "sequence" (the paper's formula) weights every token of an answer by one
+    min(prod_t pi_old/mu, C). Returns (loss, stats) with stats as plain floats.
     """
+    if tis_level not in ("token", "sequence"):
+        raise ValueError(f"tis_level must be 'token' or 'sequence', got {tis_level!r}")
     m = mask.float()
     n = m.sum().clamp(min=1.0) if num_tokens is None else float(num_tokens)
     A = advantages.float()[:, None]                          # (B, 1) broadcast to every token
@@ -257,8 +262,11 @@ def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tenso
     pg = torch.maximum(pg1, pg2)                             # SPEC §4: l_t
     if dual_clip is not None:                                # SPEC §4: optional, A < 0 only
         pg = torch.where(A < 0, torch.minimum(pg, -A * dual_clip), pg)
+    log_w = (logp_old - logp_mu) * m                         # (B, T) log pi_old / mu
+    if tis_level == "sequence":                              # one weight per answer
+        log_w = log_w.sum(-1, keepdim=True).expand_as(log_w)
     if tis_cap is not None:                                  # SPEC §4: w_t, detached, no floor
-        w = torch.exp(logp_old - logp_mu).clamp(max=tis_cap).detach()
+        w = torch.exp(log_w).clamp(max=tis_cap).detach()
     else:
         w = torch.ones_like(pg)
     per_token = w * pg
@@ -276,8 +284,8 @@ def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tenso
         stats = {
             "clip_frac_low": float((clipped * (ratio < 1.0).float()).sum() / tot),
             "clip_frac_high": float((clipped * (ratio > 1.0).float()).sum() / tot),
-            "tis_trunc_frac": float(((torch.exp(logp_old - logp_mu) > tis_cap).float() * m).sum()
-                                    / tot) if tis_cap is not None else 0.0,
+            "tis_trunc_frac": float(((torch.exp(log_w) > tis_cap).float() * m).sum() / tot)
+                              if tis_cap is not None else 0.0,
             "tis_weight_mean": float((w * m).sum() / tot),
             "mu_gap": float(((logp_old - logp_mu).abs() * m).sum() / tot),
             "ratio_mean": float((ratio * m).sum() / tot),
@@ -344,7 +352,7 @@ def rl_step(policy, optimizer, input_ids: torch.Tensor, attention_mask: torch.Te
             num_minibatches: int = 4, micro_batch: int = 8, clip_low: float = 0.2,
             clip_high: float = 0.28, tis_cap: float | None = 2.0,
             dual_clip: float | None = None, kl_coef: float = 0.0, ref_model=None,
-            max_grad_norm: float = 1.0, recompute_old: bool = True):
+            max_grad_norm: float = 1.0, recompute_old: bool = True, tis_level: str = "token"):
     """One training step of TIS-DAPO (or GRPO with kl_coef > 0) on P prompts (P, L).
 
     Every prompt is answered group_size times by the annealed sampler (behaviour policy mu);
@@ -398,7 +406,7 @@ def rl_step(policy, optimizer, input_ids: torch.Tensor, attention_mask: torch.Te
                                    roll.mask[mu, :T], clip_low=clip_low, clip_high=clip_high,
                                    tis_cap=tis_cap, dual_clip=dual_clip, kl_coef=kl_coef,
                                    logp_ref=None if logp_ref is None else logp_ref[mu, :T],
-                                   num_tokens=max(n_tok, 1.0))
+                                   num_tokens=max(n_tok, 1.0), tis_level=tis_level)
             loss.backward()
             sums.update({k: v * st["tokens"] for k, v in st.items() if k != "tokens"})
             sums["tokens"] += st["tokens"]
@@ -652,6 +660,8 @@ def parse_cli(argv=None):
     g.add_argument("--micro-batch", type=int, default=8, help="answers per forward/backward")
     g.add_argument("--tis-cap", type=float, default=2.0, help="truncated-IS cap C")
     g.add_argument("--no-tis", action="store_true", help="turn truncated IS off")
+    g.add_argument("--tis-level", default="token", choices=["token", "sequence"],
+                   help="TIS weight per token (released code) or per answer (paper's formula)")
     g.add_argument("--kl-coef", type=float, default=0.001, help="k3 KL coefficient (grpo only)")
     g.add_argument("--grad-clip", type=float, default=1.0, help="max grad norm")
     g.add_argument("--steps", type=int, default=440, help="training steps")
@@ -824,7 +834,8 @@ def main(argv=None) -> int:
                 pad_token_id=tok.pad_token_id, generator=gen, vocab_size=vocab,
                 num_minibatches=a.minibatches, micro_batch=a.micro_batch,
                 clip_high=a.clip_high, tis_cap=None if a.no_tis else a.tis_cap,
-                kl_coef=a.kl_coef, ref_model=ref, max_grad_norm=a.grad_clip)
+                kl_coef=a.kl_coef, ref_model=ref, max_grad_norm=a.grad_clip,
+                tis_level=a.tis_level)
             if a.device.startswith("cuda"):
                 stats["perf/peak_mem_gb"] = torch.cuda.max_memory_allocated() / 2**30
             step += 1

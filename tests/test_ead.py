@@ -213,12 +213,13 @@ def test_group_advantages():
 
 
 def reference_loss(logp, logp_old, logp_mu, adv, mask, clip_low, clip_high, tis_cap,
-                   dual_clip=None, kl_coef=0.0, logp_ref=None):
+                   dual_clip=None, kl_coef=0.0, logp_ref=None, tis_level="token"):
     """Hand-written, token by token, straight from SPEC §4."""
     total, count = 0.0, 0
     B, T = logp.shape
     for b in range(B):
         A = float(adv[b])
+        seq_log_w = sum(float(logp_old[b, t] - logp_mu[b, t]) for t in range(T) if mask[b, t])
         for t in range(T):
             if not mask[b, t]:
                 continue
@@ -229,8 +230,10 @@ def reference_loss(logp, logp_old, logp_mu, adv, mask, clip_low, clip_high, tis_
             if dual_clip is not None and A < 0:
                 l = min(l, torch.tensor(-A * dual_clip))
             w = 1.0
-            if tis_cap is not None:
+            if tis_cap is not None and tis_level == "token":
                 w = min(math.exp(float(logp_old[b, t] - logp_mu[b, t])), tis_cap)
+            elif tis_cap is not None:                       # the paper's per-answer ratio
+                w = min(math.exp(seq_log_w), tis_cap)
             term = w * l
             if kl_coef:
                 d = logp_ref[b, t] - logp[b, t]
@@ -239,13 +242,15 @@ def reference_loss(logp, logp_old, logp_mu, adv, mask, clip_low, clip_high, tis_
     return total / count
 
 
-@pytest.mark.parametrize("tis_cap,dual_clip,kl_coef", [
-    (2.0, None, 0.0), (None, None, 0.0), (1.3, 3.0, 0.0), (2.0, None, 0.001)])
-def test_policy_loss_matches_reference_in_value_and_gradient(tis_cap, dual_clip, kl_coef):
+@pytest.mark.parametrize("tis_cap,dual_clip,kl_coef,tis_level", [
+    (2.0, None, 0.0, "token"), (None, None, 0.0, "token"), (1.3, 3.0, 0.0, "token"),
+    (2.0, None, 0.001, "token"), (2.0, None, 0.0, "sequence"), (1e9, None, 0.0, "sequence")])
+def test_policy_loss_matches_reference_in_value_and_gradient(tis_cap, dual_clip, kl_coef,
+                                                             tis_level):
     g = torch.Generator().manual_seed(0)
     B, T = 5, 7
     logp_old = -torch.rand(B, T, generator=g) * 3
-    logp_mu = logp_old + torch.randn(B, T, generator=g) * 0.8
+    logp_mu = logp_old + torch.randn(B, T, generator=g) * (0.8 if tis_level == "token" else 0.3)
     logp_ref = logp_old + torch.randn(B, T, generator=g) * 0.2
     base = logp_old + torch.randn(B, T, generator=g) * 0.4    # ratios both inside and outside
     adv = torch.randn(B, generator=g)
@@ -254,9 +259,9 @@ def test_policy_loss_matches_reference_in_value_and_gradient(tis_cap, dual_clip,
     x2 = base.clone().requires_grad_()
     loss, stats = ead.policy_loss(x1, logp_old, logp_mu, adv, mask, clip_low=0.2,
                                   clip_high=0.28, tis_cap=tis_cap, dual_clip=dual_clip,
-                                  kl_coef=kl_coef, logp_ref=logp_ref)
+                                  kl_coef=kl_coef, logp_ref=logp_ref, tis_level=tis_level)
     ref = reference_loss(x2, logp_old, logp_mu, adv, mask, 0.2, 0.28, tis_cap, dual_clip,
-                         kl_coef, logp_ref)
+                         kl_coef, logp_ref, tis_level)
     assert loss.detach().item() == pytest.approx(ref.detach().item(), abs=1e-6)
     loss.backward()
     ref.backward()
