@@ -32,6 +32,8 @@ REL_TOL = 1e-6        # numbers agree to this relative precision (abs 1e-13 near
 # =====================================================================================
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\b")
+_RESULT_CUE = re.compile(r"\b(?:is|are|was|were|total|so|thus|therefore|equals?)\b|=", re.I)
+_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
 _BRACE = re.compile(r"\\.|[{}]", re.S)          # an escaped char (\{, \}) or a brace
 _FALLBACKS = [
     re.compile(r"final answer\s*(?:is)?\s*[:=]?\s*([^\n]+)", re.I),
@@ -93,6 +95,12 @@ def extract_answer(text: str) -> str | None:
             ans = ans.strip().rstrip(".").strip()
             if ans:
                 return ans
+    # last resort, GSM8K style: the last number of a closing sentence that states a result
+    last = re.split(r"(?<=[.!?])\s+", text[-500:].strip())[-1]
+    if _RESULT_CUE.search(last):
+        nums = _NUMBER.findall(last)
+        if nums:
+            return nums[-1]
     return None
 
 

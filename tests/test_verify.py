@@ -71,6 +71,9 @@ EXTRACT = [
     ("Answer: (B)", "(B)"), ("so **Answer:** 42", "42"), ("no answer here", None), ("\\boxed{3 + ", None), ("", None),
     ("\\boxed{}", None), ("within \\boxed{}. So \\boxed{5}. Use \\boxed{}.", "5"),
     ("\\boxed{5} then \\boxed{3", None),
+    ("She sells 16 - 3 - 4 = 9 eggs.\nThus, Janet makes $18 every day.", "18"),
+    ("So the total is 1,250 dollars.", "1,250"), ("We tried 3 ways.", None),
+    ("The result is -2.5.", "-2.5"), ("I am not sure.", None),
 ]
 
 
