@@ -685,9 +685,7 @@ def _number_text(s: str) -> str:
     m = re.fullmatch(r"(-?)(\d+)\s*\\frac\s*\{?(\d+)\}?\s*\{?(\d+)\}?", s)
     if m and int(m.group(3)) < int(m.group(4)):       # mixed number 2\frac{1}{2} = 5/2
         s = f"{m.group(1)}({m.group(2)}+\\frac{{{m.group(3)}}}{{{m.group(4)}}})"
-    s = re.sub(r"\b(sin|cos|tan|cot|sec|csc|ln|log|exp|sqrt|pi)\b", r"\\\1", s)
-    s = re.sub(r"\\\\+", r"\\", s)
-    return s
+    return re.sub(r"(?<!\\)\b(sin|cos|tan|cot|sec|csc|ln|log|exp|sqrt|pi)\b", r"\\\1", s)
 
 
 def _equal(a, b) -> bool:
