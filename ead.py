@@ -72,6 +72,16 @@ def ead_schedule(num_tokens: int, step: int = 0, *, tau_max: float = 1.2, tau_mi
     return tau.float()
 
 
+def schedule_by_name(name: str, num_tokens: int, step: int = 0, **ead_kwargs) -> torch.Tensor:
+    """'ead' -> ead_schedule(num_tokens, step, **ead_kwargs); 'tau=X' -> X for every token."""
+    if name == "ead":
+        return ead_schedule(num_tokens, step, **ead_kwargs)
+    m = re.fullmatch(r"tau=(\d+(?:\.\d+)?)", name)
+    if not m or float(m[1]) <= 0:
+        raise ValueError(f"unknown schedule {name!r}: use 'ead' or 'tau=X' with X > 0")
+    return torch.full((num_tokens,), float(m[1]))
+
+
 # =====================================================================================
 # 2. The annealed sampler over the KV cache (SPEC §3)
 # =====================================================================================
@@ -504,14 +514,9 @@ def completions(tokenizer, roll: Rollout) -> list[str]:
                                   skip_special_tokens=True)
 
 
-def decoding_temperatures(name: str, a, step: int) -> torch.Tensor | None:
-    """'ead' -> the EAD schedule at `step`; 'tau=X' -> fixed X; 'greedy' -> None."""
-    if name == "ead":
-        return ead_schedule(a.max_new_tokens, step, tau_max=a.tau_max, tau_min=a.tau_min,
-                            d0=a.d0, alpha=a.alpha, d_max=a.d_max, c=a.c)
-    if name == "greedy":
-        return None
-    return torch.full((a.max_new_tokens,), float(name.split("=", 1)[1]))
+def ead_knobs(a) -> dict:
+    return dict(tau_max=a.tau_max, tau_min=a.tau_min, d0=a.d0, alpha=a.alpha, d_max=a.d_max,
+                c=a.c)
 
 
 @torch.no_grad()
@@ -522,10 +527,9 @@ def evaluate_cli(model, tokenizer, problems, a, step, gen, eos, vocab) -> dict:
     ks = [int(k) for k in a.eval_k.split(",")]
     res = {}
     for name in a.eval_schedules.split(","):
-        taus = decoding_temperatures(name, a, step)
-        n = 1 if taus is None else a.eval_n
-        if taus is None:     # greedy: the tau -> 0 limit of the same sampler
-            taus = torch.full((a.max_new_tokens,), 1e-5)
+        n = 1 if name == "greedy" else a.eval_n
+        taus = (torch.full((a.max_new_tokens,), 1e-5) if name == "greedy"  # the tau -> 0 limit
+                else schedule_by_name(name, a.max_new_tokens, step, **ead_knobs(a)))
         per_problem = []
         chunk = max(1, a.eval_batch // n)
         for i in tqdm(range(0, len(problems), chunk), desc=f"eval {name}", leave=False):
@@ -709,27 +713,29 @@ def check_cli(a):
     if max(map(int, ks)) > a.eval_n:
         raise CLIError(f"--eval-k {a.eval_k}: k cannot exceed --eval-n {a.eval_n}")
     for name in a.eval_schedules.split(","):
-        if name not in ("ead", "greedy") and not re.fullmatch(r"tau=\d+(\.\d+)?", name):
-            raise CLIError(f"--eval-schedules: unknown {name!r} (ead, tau=X or greedy)")
+        if name != "greedy":
+            try:
+                schedule_by_name(name, 1)                  # the name only; knobs come next
+            except ValueError as e:
+                raise CLIError(f"--eval-schedules: {e}, or greedy") from None
     if a.resume and not os.path.isdir(os.path.join(a.out, "checkpoint")):
         raise CLIError(f"--resume: no checkpoint in {a.out}/checkpoint")
-    ead_schedule(1, tau_max=a.tau_max, tau_min=a.tau_min, d0=a.d0, alpha=a.alpha,
-                 d_max=a.d_max, c=a.c)                       # ValueError names the argument
+    ead_schedule(1, **ead_knobs(a))                          # ValueError names the argument
     if a.algo == "grpo":
         a.clip_high = 0.2
     else:
         a.clip_high, a.kl_coef = 0.28, 0.0
 
 
-def load_model(path: str, a):
+def load_model(path: str, dtype: str = "float32", device: str = "cpu"):
     try:
         tok = AutoTokenizer.from_pretrained(path)
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, a.dtype))
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype))
     except (OSError, ValueError) as e:
         raise CLIError(f"--model {path}: cannot load ({str(e).splitlines()[0]})") from None
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
-    return model.to(a.device), tok
+    return model.to(device), tok
 
 
 def main(argv=None) -> int:
@@ -745,7 +751,7 @@ def main(argv=None) -> int:
         evals = evals[0][:a.eval_limit] if a.eval_limit else evals[0]
         train = train[0]
         src = os.path.join(a.out, "checkpoint") if a.resume else a.model
-        model, tok = load_model(src, a)
+        model, tok = load_model(src, a.dtype, a.device)
     except (CLIError, ValueError) as e:
         print(f"ead.py: error: {e}", file=sys.stderr)
         return 2
@@ -775,7 +781,7 @@ def main(argv=None) -> int:
     opt = master_adamw(model, a.lr)
     ref = None
     if a.kl_coef:
-        ref = load_model(a.model, a)[0].eval().requires_grad_(False)
+        ref = load_model(a.model, a.dtype, a.device)[0].eval().requires_grad_(False)
     step, order, pos = 0, list(range(len(train))), 0
     random.Random(a.seed).shuffle(order)
     if a.resume:
@@ -827,8 +833,8 @@ def main(argv=None) -> int:
 
             if a.device.startswith("cuda"):
                 torch.cuda.reset_peak_memory_stats()
-            temps = (decoding_temperatures("ead", a, step) if a.schedule == "ead"
-                     else torch.full((a.max_new_tokens,), a.tau))
+            temps = (schedule_by_name("ead", a.max_new_tokens, step, **ead_knobs(a))
+                     if a.schedule == "ead" else torch.full((a.max_new_tokens,), a.tau))
             stats, roll, _ = rl_step(
                 model, opt, ids, am, reward_fn, temps, group_size=a.group, eos_token_id=eos,
                 pad_token_id=tok.pad_token_id, generator=gen, vocab_size=vocab,

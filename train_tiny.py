@@ -206,12 +206,10 @@ def warm_start(args, held_out: set) -> dict:
 # =====================================================================================
 
 
-def schedule(name: str, args, step: int, T: int) -> torch.Tensor:
-    """Temperatures of the named schedule at training step `step`."""
-    if name == "ead":
-        return ead.ead_schedule(T, step, tau_max=args.tau_max, tau_min=args.tau_min, d0=args.d0,
-                                alpha=args.alpha, c=args.c)
-    return torch.full((T,), float(name.split("=")[1]))
+def schedule(name: str, args, step: int) -> torch.Tensor:
+    """Temperatures of the named schedule ('ead' or 'tau=X') at training step `step`."""
+    return ead.schedule_by_name(name, args.max_new, step, tau_max=args.tau_max,
+                                tau_min=args.tau_min, d0=args.d0, alpha=args.alpha, c=args.c)
 
 
 def rewards_of(roll, problems) -> torch.Tensor:
@@ -275,7 +273,7 @@ def train_one(name: str, seed: int, args, warm: dict, train_rng_seed: int, eval_
     bar = tqdm(range(args.steps + 1), desc=f"{name:>8s} seed {seed}", leave=False)
     for step in bar:
         if step % args.eval_every == 0 or step == args.steps:
-            decodings["own"] = schedule(name, args, step, args.max_new)
+            decodings["own"] = schedule(name, args, step)
             ev = evaluate(model, eval_set, decodings, args,
                           torch.Generator().manual_seed(eval_gen_seed))
             last = {"schedule": name, "seed": seed, "step": step, "tokens": tokens_sampled,
@@ -292,7 +290,7 @@ def train_one(name: str, seed: int, args, warm: dict, train_rng_seed: int, eval_
         grouped = [p for p in problems for _ in range(args.group)]
         stats, roll, _ = ead.rl_step(
             model, opt, ids, am, lambda r: rewards_of(r, grouped),
-            schedule(name, args, step, args.max_new), group_size=args.group, eos_token_id=EOS,
+            schedule(name, args, step), group_size=args.group, eos_token_id=EOS,
             pad_token_id=PAD, generator=gen, num_minibatches=args.minibatches,
             micro_batch=args.prompts * args.group // args.minibatches,
             tis_cap=None if args.no_tis else args.tis_cap, recompute_old=False)
@@ -384,8 +382,10 @@ def parse_args(argv=None):
         args.steps, args.prompts, args.group, args.sft_steps = 2, 4, 4, 20
         args.eval_problems, args.eval_k, args.eval_every, args.hidden = 8, 4, 1, 32
     for name in args.schedules.split(","):
-        if name != "ead" and not re.fullmatch(r"tau=\d+(\.\d+)?", name):
-            p.error(f"unknown schedule {name!r}: use 'ead' or 'tau=X'")
+        try:
+            schedule(name, args, 0)
+        except ValueError as e:
+            p.error(str(e))
     if args.prompts * args.group % args.minibatches:
         p.error("--prompts x --group must be divisible by --minibatches")
     if args.eval_k < 1 or args.group < 2 or args.seeds < 1 or args.steps < 0:

@@ -56,7 +56,7 @@ def records(out):
 
 
 def test_prompt_uses_chat_template_and_system_prompt(model_dir):
-    _, tok = ead.load_model(model_dir, type("A", (), {"dtype": "float32", "device": "cpu"}))
+    _, tok = ead.load_model(model_dir)
     text = ead.prompt_of(tok, "What is 1+1?")
     assert text.startswith("<|im_start|>system\n" + ead.SYSTEM_PROMPT)
     assert text.endswith("<|im_start|>assistant\n")
@@ -82,10 +82,8 @@ def test_train_checkpoint_resume_is_identical(model_dir, tmp_path, monkeypatch):
     for key in ("entropy/0-3", "rollout/tau_max", "rollout/tau_min", "rollout/zero_var_groups",
                 "perf/rollout_tok_s", "perf/update_tok_s", "loss/updates"):
         assert key in a[0], key
-    ma, _ = ead.load_model(str(straight / "checkpoint"),
-                           type("A", (), {"dtype": "float32", "device": "cpu"}))
-    mb, _ = ead.load_model(str(split / "checkpoint"),
-                           type("A", (), {"dtype": "float32", "device": "cpu"}))
+    ma, _ = ead.load_model(str(straight / "checkpoint"))
+    mb, _ = ead.load_model(str(split / "checkpoint"))
     for (n, p), (_, q) in zip(ma.named_parameters(), mb.named_parameters()):
         torch.testing.assert_close(p, q, msg=n)
     assert not os.path.exists(split / "checkpoint.tmp")
@@ -118,6 +116,7 @@ def test_load_problems_fields_and_skips(tmp_path):
     (["--eval-k", "1,8"], "cannot exceed --eval-n"),
     (["--device", "cuda"], "no CUDA device"),
     (["--tau-min", "2.0"], "tau_min"),
+    (["--eval-schedules", "ead,hot"], "unknown schedule 'hot'"),
 ])
 def test_bad_input_is_one_clear_message(model_dir, tmp_path, capsys, extra, message):
     if "--device" in extra and torch.cuda.is_available():

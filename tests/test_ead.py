@@ -41,6 +41,15 @@ def test_schedule_defaults_cross_points():
                        ead.ead_schedule(50, step=0, d0=700, alpha=0))
 
 
+def test_schedule_by_name():
+    assert torch.equal(ead.schedule_by_name("ead", 40, 3, d0=20, c=2),
+                       ead.ead_schedule(40, 3, d0=20, c=2))
+    assert torch.equal(ead.schedule_by_name("tau=0.6", 5), torch.full((5,), 0.6))
+    for bad in ("hot", "tau=0", "tau=-1", "tau="):
+        with pytest.raises(ValueError, match="unknown schedule"):
+            ead.schedule_by_name(bad, 5)
+
+
 def test_schedule_start_is_tau_max_when_c_is_zero():
     assert ead.ead_schedule(3, c=0, tau_max=1.5)[0].item() == pytest.approx(1.5)
 
