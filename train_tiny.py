@@ -18,8 +18,8 @@ temperature live here:
   * the rest is arithmetic that is fully determined by that choice (results written digit by
     digit, carried to the next step), where every hot token is a chance to break the answer:
     exploitation pays late.
-EAD runs hot on the first tokens and cools down over the tail (SPEC §2 with d of the order of
-the answer length). All schedules start from the same warm start with the same seeds and the
+EAD runs hot on the first tokens and cools down over the tail (README eq. 1 with d of the order
+of the answer length). All schedules start from the same warm start with the same seeds and the
 same number of samples, and are evaluated on the same held-out problems.
 """
 from __future__ import annotations
@@ -134,13 +134,6 @@ def decode(ids) -> str:
     return "".join(ITOS.get(int(i), "") for i in ids)
 
 
-def left_pad(seqs: list[list[int]]):
-    L = max(len(s) for s in seqs)
-    ids = torch.tensor([[PAD] * (L - len(s)) + s for s in seqs])
-    mask = torch.tensor([[0] * (L - len(s)) + [1] * len(s) for s in seqs])
-    return ids, mask
-
-
 def build_model(args):
     from transformers import Qwen2Config, Qwen2ForCausalLM
     cfg = Qwen2Config(vocab_size=VOCAB, hidden_size=args.hidden, intermediate_size=4 * args.hidden,
@@ -207,9 +200,9 @@ def warm_start(args, held_out: set) -> dict:
 
 
 def schedule(name: str, args, step: int) -> torch.Tensor:
-    """Temperatures of the named schedule ('ead' or 'tau=X') at training step `step`."""
-    return ead.schedule_by_name(name, args.max_new, step, tau_max=args.tau_max,
-                                tau_min=args.tau_min, d0=args.d0, alpha=args.alpha, c=args.c)
+    """Temperatures of the named decoding ('ead', 'tau=X', 'greedy') at training step `step`."""
+    return ead.decoding(name, args.max_new, step, tau_max=args.tau_max, tau_min=args.tau_min,
+                        d0=args.d0, alpha=args.alpha, c=args.c)
 
 
 def rewards_of(roll, problems) -> torch.Tensor:
@@ -227,29 +220,22 @@ def rewards_of(roll, problems) -> torch.Tensor:
 
 @torch.no_grad()
 def evaluate(model, problems, decodings: dict, args, gen: torch.Generator) -> dict:
-    """Metrics per decoding; each decoding is a (T,) temperature tensor or 'greedy'."""
+    """Metrics per decoding; each decoding is a (T,) temperature tensor (zeros: greedy)."""
     model.eval()
     k = args.eval_k
-    prompts = [[BOS] + encode(prompt_text(n, t)) for n, t in problems]
-    ids, am = left_pad(prompts)
+    ids, am = ead.left_pad([[BOS] + encode(prompt_text(n, t)) for n, t in problems], PAD)
     res = {}
-    for name, taus in decodings.items():
-        if taus == "greedy":
-            # greedy is the limit tau -> 0 of the same sampler (no second decoding loop)
-            roll = ead.sample(model, ids, am, torch.full((args.max_new,), 1e-4),
-                              eos_token_id=EOS, pad_token_id=PAD, generator=gen)
-            res[f"{name}/acc"] = float(rewards_of(roll, problems).mean())
-            continue
-        roll = ead.sample(model, ids.repeat_interleave(k, 0), am.repeat_interleave(k, 0), taus,
-                          eos_token_id=EOS, pad_token_id=PAD, generator=gen)
-        r = rewards_of(roll, [p for p in problems for _ in range(k)]).view(-1, k)
-        c = r.sum(1).long().tolist()
-        res[f"{name}/mean@{k}"] = float(r.mean())
-        res[f"{name}/pass@{k}"] = statistics.mean(ead.pass_at_k(k, ci, k) for ci in c)
-        res[f"{name}/worst@{k}"] = statistics.mean(ead.worst_at_k(k, ci, k) for ci in c)
-        m = roll.mask.float()
-        ent = (roll.entropy * m).sum(0) / m.sum(0).clamp(min=1)
-        res[f"{name}/entropy_by_pos"] = [round(float(e), 3) for e in ent]
+    for name, temperatures in decodings.items():
+        n = 1 if bool((temperatures == 0).all()) else k    # greedy: one answer says it all
+        roll = ead.sample(model, ids.repeat_interleave(n, 0), am.repeat_interleave(n, 0),
+                          temperatures, eos_token_id=EOS, pad_token_id=PAD, generator=gen)
+        r = rewards_of(roll, [p for p in problems for _ in range(n)]).view(-1, n)
+        for metric, vals in ead.per_problem_metrics(r.bool().tolist(), [k]).items():
+            res[f"{name}/{metric}"] = statistics.mean(vals)
+        if n > 1:
+            m = roll.mask.float()
+            ent = (roll.entropy * m).sum(0) / m.sum(0).clamp(min=1)
+            res[f"{name}/entropy_by_pos"] = [round(float(e), 3) for e in ent]
     return res
 
 
@@ -267,7 +253,7 @@ def train_one(name: str, seed: int, args, warm: dict, train_rng_seed: int, eval_
     rng = random.Random(train_rng_seed + seed)               # same problems for every schedule
     gen = torch.Generator().manual_seed(seed)
     eval_gen_seed = 10_000 + seed
-    decodings = {"t1": torch.full((args.max_new,), 1.0), "greedy": "greedy",
+    decodings = {"t1": schedule("tau=1.0", args, 0), "greedy": schedule("greedy", args, 0),
                  "own": None}                                # own: the schedule being trained
     tokens_sampled, t0, last = 0, time.time(), {}
     bar = tqdm(range(args.steps + 1), desc=f"{name:>8s} seed {seed}", leave=False)
@@ -286,7 +272,7 @@ def train_one(name: str, seed: int, args, warm: dict, train_rng_seed: int, eval_
             p = make_problem(rng, args.n_numbers, args.lo, args.hi)
             if (tuple(p[0]), p[1]) not in held_out:
                 problems.append(p)
-        ids, am = left_pad([[BOS] + encode(prompt_text(n, t)) for n, t in problems])
+        ids, am = ead.left_pad([[BOS] + encode(prompt_text(n, t)) for n, t in problems], PAD)
         grouped = [p for p in problems for _ in range(args.group)]
         stats, roll, _ = ead.rl_step(
             model, opt, ids, am, lambda r: rewards_of(r, grouped),
@@ -306,7 +292,7 @@ def warm_report(model, problems, args) -> str:
     """How the warm start behaves by temperature: success, favourite path, broken arithmetic."""
     model.eval()
     k = args.eval_k
-    ids, am = left_pad([[BOS] + encode(prompt_text(n, t)) for n, t in problems])
+    ids, am = ead.left_pad([[BOS] + encode(prompt_text(n, t)) for n, t in problems], PAD)
     rows = ["| τ | mean@k | pass@k | favourite first step | well-formed | a step's arithmetic wrong |",
             "|---|---|---|---|---|---|"]
     for tau in (0.3, 0.6, 1.0, 1.2, 1.5):
@@ -341,14 +327,14 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=Help)
     a = p.add_argument
     a("--schedules", default="ead,tau=0.6,tau=1.0,tau=1.2",
-      help="comma list: 'ead' and/or 'tau=X' fixed temperatures")
+      help="comma list of training decodings: 'ead' and/or 'tau=X' fixed temperatures")
     a("--seeds", type=int, default=1, help="seeds per schedule (statistics: use >= 5)")
     a("--steps", type=int, default=200, help="RL steps per run")
     a("--prompts", type=int, default=32, help="prompts per RL step")
     a("--group", type=int, default=8, help="samples per prompt (GRPO group size n)")
     a("--minibatches", type=int, default=2, help="optimiser updates per RL step")
     a("--lr", type=float, default=1.5e-4, help="RL learning rate (AdamW; chosen on --split val)")
-    a("--tis-cap", type=float, default=2.0, help="truncated-IS cap C (SPEC §4)")
+    a("--tis-cap", type=float, default=2.0, help="truncated-IS cap C (README eq. 6)")
     a("--no-tis", action="store_true", help="turn truncated importance sampling off")
     a("--tau-max", type=float, default=1.2, help="EAD start temperature")
     a("--tau-min", type=float, default=0.6, help="EAD floor temperature")
@@ -386,6 +372,8 @@ def parse_args(argv=None):
             schedule(name, args, 0)
         except ValueError as e:
             p.error(str(e))
+        if name == "greedy":
+            p.error("--schedules greedy: a group of identical answers has nothing to learn from")
     if args.prompts * args.group % args.minibatches:
         p.error("--prompts x --group must be divisible by --minibatches")
     if args.eval_k < 1 or args.group < 2 or args.seeds < 1 or args.steps < 0:

@@ -21,6 +21,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import ead  # noqa: E402
+import train_qwen  # noqa: E402
 from bench_sample import build, race  # noqa: E402
 
 
@@ -75,8 +76,8 @@ def main():
         return
 
     # 2. one full training step at the target batch
-    ead.enable_checkpointing(model)
-    opt = ead.master_adamw(model, lr=1e-6)
+    train_qwen.enable_checkpointing(model)
+    opt = train_qwen.master_adamw(model, lr=1e-6)
     P = a.batch // a.group
     ids = torch.randint(1, V, (P, a.prompt_len), device=a.device)
     am = torch.ones_like(ids)

@@ -4,6 +4,7 @@ import sys
 import pytest
 import torch
 
+os.environ["HF_HUB_OFFLINE"] = "1"          # nothing is ever downloaded by a test
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 torch.set_num_threads(2)
 

@@ -74,7 +74,7 @@ def test_fast_run_end_to_end(tmp_path, monkeypatch):
 def test_bad_flags_exit_with_a_message(capsys):
     with pytest.raises(SystemExit):
         tt.parse_args(["--schedules", "ead,hot"])
-    assert "unknown schedule" in capsys.readouterr().err
+    assert "unknown decoding" in capsys.readouterr().err
 
 
 def test_warm_report(tmp_path, capsys):
@@ -83,3 +83,14 @@ def test_warm_report(tmp_path, capsys):
     out = capsys.readouterr().out
     assert run_dir is None and finals == [] and not (tmp_path / "runs").exists()
     assert out.count("\n| ") == 6 and "| 1.2 |" in out           # header + 5 temperatures
+
+
+@pytest.mark.parametrize("numbers,target,answer", [
+    ([2, 3, 9], 15, "3+3=6,6+9=15"),          # 3 used twice, 2 never: right target
+    ([2, 5, 4], 20, "5*4=20,20*1=20"),         # a number not in the pool
+    ([6, 2, 2], 8, "6+2=8,8*1=8"),             # a second 2 left unused
+    ([7, 7, 1], 49, "7*7=49,49*1=49"),         # 7 twice is fine, 1 is in the pool
+])
+def test_verifier_counts_every_number_exactly_once(numbers, target, answer):
+    want = 1.0 if answer == "7*7=49,49*1=49" else 0.0
+    assert tt.verify_countdown(numbers, target, answer) == want

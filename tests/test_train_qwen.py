@@ -1,4 +1,4 @@
-"""`python ead.py ...` on CPU: a tiny random Qwen2 and a tiny tokenizer with a chat template,
+"""`python train_qwen.py ...` on CPU: a tiny random Qwen2 and a tiny tokenizer with a chat template,
 saved to a temporary folder like a downloaded model; no network."""
 import json
 import os
@@ -7,7 +7,7 @@ import string
 import pytest
 import torch
 
-import ead
+import train_qwen as tq
 
 CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
         "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
@@ -47,7 +47,7 @@ FAST = ["--batch", "8", "--group", "4", "--minibatches", "2", "--micro-batch", "
 
 
 def run(model_dir, out, *extra):
-    return ead.main(["--model", model_dir, "--train", DATA, "--eval", DATA, "--out", str(out),
+    return tq.main(["--model", model_dir, "--train", DATA, "--eval", DATA, "--out", str(out),
                      *FAST, *extra])
 
 
@@ -56,9 +56,9 @@ def records(out):
 
 
 def test_prompt_uses_chat_template_and_system_prompt(model_dir):
-    _, tok = ead.load_model(model_dir)
-    text = ead.prompt_of(tok, "What is 1+1?")
-    assert text.startswith("<|im_start|>system\n" + ead.SYSTEM_PROMPT)
+    _, tok = tq.load_model(model_dir)
+    text = tq.prompt_of(tok, "What is 1+1?")
+    assert text.startswith("<|im_start|>system\n" + tq.SYSTEM_PROMPT)
     assert text.endswith("<|im_start|>assistant\n")
 
 
@@ -82,31 +82,32 @@ def test_train_checkpoint_resume_is_identical(model_dir, tmp_path, monkeypatch):
     for key in ("entropy/0-3", "rollout/tau_max", "rollout/tau_min", "rollout/zero_var_groups",
                 "perf/rollout_tok_s", "perf/update_tok_s", "loss/updates"):
         assert key in a[0], key
-    ma, _ = ead.load_model(str(straight / "checkpoint"))
-    mb, _ = ead.load_model(str(split / "checkpoint"))
+    ma, _ = tq.load_model(str(straight / "checkpoint"))
+    mb, _ = tq.load_model(str(split / "checkpoint"))
     for (n, p), (_, q) in zip(ma.named_parameters(), mb.named_parameters()):
         torch.testing.assert_close(p, q, msg=n)
     assert not os.path.exists(split / "checkpoint.tmp")
 
 
 def test_eval_only_reports_every_metric(model_dir, tmp_path, capsys):
-    assert ead.main(["--model", model_dir, "--eval", DATA, "--eval-only", "--out",
+    assert tq.main(["--model", model_dir, "--eval", DATA, "--eval-only", "--out",
                      str(tmp_path), *FAST, "--eval-schedules", "ead,tau=1.0,greedy"]) == 0
     rec = records(tmp_path)[0]
-    for name in ("ead", "tau=1.0"):
-        for m in ("mean@4", "pass@1", "pass@4", "worst@1", "worst@4", "maj@4"):
-            assert 0.0 <= rec[f"eval/{name}/{m}"] <= 1.0
-    assert "eval/greedy/acc" in rec
+    for scope in ("sample_math", "all"):
+        for name in ("ead", "tau=1.0"):
+            for m in ("mean@4", "pass@1", "pass@4", "worst@1", "worst@4", "maj@4"):
+                assert 0.0 <= rec[f"eval/{scope}/{name}/{m}"] <= 1.0
+        assert 0.0 <= rec[f"eval/{scope}/greedy/acc"] <= 1.0
 
 
 def test_load_problems_fields_and_skips(tmp_path):
-    rows, skipped = ead.load_problems(DATA)
+    rows, skipped = tq.load_problems(DATA)
     assert len(rows) == 12 and skipped == 0
-    assert rows[8]["answer"] == "2"                        # boxed answer from a solution
-    assert rows[9]["answer"] == "9"                        # numeric answer
+    assert rows[8]["answer"] == ["2"]                      # boxed answer from a solution
+    assert rows[9]["answer"] == ["9"]                      # numeric answer
     f = tmp_path / "d.jsonl"
     f.write_text('{"problem": "a", "answer": "1"}\n{"problem": "no answer"}\n\n')
-    rows, skipped = ead.load_problems(str(f))
+    rows, skipped = tq.load_problems(str(f))
     assert len(rows) == 1 and skipped == 1
 
 
@@ -115,14 +116,22 @@ def test_load_problems_fields_and_skips(tmp_path):
     (["--batch", "10"], "not divisible by --group"),
     (["--eval-k", "1,8"], "cannot exceed --eval-n"),
     (["--device", "cuda"], "no CUDA device"),
-    (["--tau-min", "2.0"], "tau_min"),
-    (["--eval-schedules", "ead,hot"], "unknown schedule 'hot'"),
+    (["--tau-min", "2.0"], "tau_min <= tau_max"),
+    (["--eval-schedules", "ead,hot"], "unknown decoding 'hot'"),
+    (["--schedule", "greedy"], "identical answers"),
+    (["--save-every", "0"], "--save-every must be >= 1"),
+    (["--minibatches", "0"], "--minibatches must be >= 1"),
+    (["--max-new-tokens", "0"], "--max-new-tokens must be >= 1"),
+    (["--micro-batch", "0"], "--micro-batch must be >= 1"),
+    (["--lr", "-1"], "--lr must be > 0"),
+    (["--eval", "nothere.jsonl"], "nothere.jsonl: no such file"),
+    (["--eval-k", "1,x"], "comma list of positive integers"),
 ])
 def test_bad_input_is_one_clear_message(model_dir, tmp_path, capsys, extra, message):
     if "--device" in extra and torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
     args = ["--model", model_dir, "--train", DATA, "--out", str(tmp_path), *FAST, *extra]
-    assert ead.main(args) == 2
+    assert tq.main(args) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err and err.count("\n") == 1
 
@@ -130,21 +139,32 @@ def test_bad_input_is_one_clear_message(model_dir, tmp_path, capsys, extra, mess
 def test_bad_data_line_names_file_and_line(model_dir, tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"problem": "a", "answer": "1"}\n{"problem": oops}\n')
-    assert ead.main(["--model", model_dir, "--train", str(bad), "--out", str(tmp_path),
+    assert tq.main(["--model", model_dir, "--train", str(bad), "--out", str(tmp_path),
                      *FAST]) == 2
     assert f"{bad}:2: not valid JSON" in capsys.readouterr().err
 
 
-def test_unknown_model_path(tmp_path, capsys):
-    assert ead.main(["--model", str(tmp_path / "nope"), "--train", DATA, "--out",
-                     str(tmp_path), *FAST]) == 2
+def test_model_path_is_checked_before_it_is_taken_for_a_hub_id(tmp_path, capsys):
+    assert tq.main(["--model", str(tmp_path / "nope"), "--train", DATA, "--out",
+                    str(tmp_path), *FAST]) == 2
+    err = capsys.readouterr().err
+    assert "no such folder" in err and err.count("\n") == 1
+    (tmp_path / "empty").mkdir()
+    assert tq.main(["--model", str(tmp_path / "empty"), "--train", DATA, "--out",
+                    str(tmp_path), *FAST]) == 2
     assert "cannot load" in capsys.readouterr().err
 
 
-def test_cli_help_runs():
-    with pytest.raises(SystemExit) as e:
-        ead.parse_cli(["--help"])
-    assert e.value.code == 0
+def test_help_lists_the_main_flags():
+    import subprocess
+    import sys
+    root = os.path.dirname(DATA).rsplit(os.sep, 1)[0]
+    out = subprocess.run([sys.executable, "train_qwen.py", "--help"], cwd=root,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0
+    for flag in ("--model", "--train", "--eval", "--out", "--resume", "--eval-only",
+                 "--memory-plan", "--parallel"):
+        assert flag in out.stdout, flag
 
 
 def test_master_adamw_keeps_updates_that_bf16_rounds_away():
@@ -156,7 +176,7 @@ def test_master_adamw_keeps_updates_that_bf16_rounds_away():
     mixed = torch.nn.Linear(8, 8).to(torch.bfloat16)
     mixed.load_state_dict(plain.state_dict())
     w0 = plain.weight.detach().clone()
-    opts = [torch.optim.AdamW(plain.parameters(), lr=1e-5), ead.master_adamw(mixed, lr=1e-5)]
+    opts = [torch.optim.AdamW(plain.parameters(), lr=1e-5), tq.master_adamw(mixed, lr=1e-5)]
     for _ in range(300):                                   # 300 x 1e-5 = 3e-3 of drift
         for m, opt in zip((plain, mixed), opts):
             m(torch.ones(1, 8, dtype=torch.bfloat16)).sum().backward()
@@ -167,7 +187,7 @@ def test_master_adamw_keeps_updates_that_bf16_rounds_away():
     assert master.dtype == torch.float32
     assert (master - w0.float()).abs().mean() > 2e-3       # the fp32 masters moved
     assert torch.equal(mixed.weight, master.to(torch.bfloat16))
-    assert mixed.weight.grad is None
+    assert mixed.weight.grad is None and master.grad is None   # no gradient outlives its step
 
 
 def test_ctrl_c_finishes_the_step_and_checkpoints(model_dir, tmp_path, monkeypatch):
@@ -189,3 +209,65 @@ def test_ctrl_c_finishes_the_step_and_checkpoints(model_dir, tmp_path, monkeypat
     state = torch.load(out / "checkpoint" / "trainer.pt", weights_only=False)
     assert state["step"] == 2 and state["pos"] == 4          # 2 steps x 2 prompts consumed
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_every_step_logs_the_same_keys_and_no_made_up_numbers(model_dir, tmp_path, monkeypatch):
+    import verify
+    monkeypatch.setattr(verify, "reward", lambda text, gold: 0.0)   # no signal: no update
+    flat = tmp_path / "flat"
+    assert run(model_dir, flat, "--steps", "1", "--eval-every", "0") == 0
+    monkeypatch.setattr(verify, "reward", lambda text, gold: float(len(text) % 2))
+    live = tmp_path / "live"
+    assert run(model_dir, live, "--steps", "1", "--eval-every", "0") == 0
+    (a,), (b,) = records(flat), records(live)
+    assert a.keys() == b.keys()
+    assert a["loss/updates"] == 0 and a["perf/update_tok_s"] is None
+    assert a["loss/grad_norm"] is None and a["loss/clip_frac_high"] is None
+    assert b["loss/updates"] > 0 and b["perf/update_tok_s"] > 0
+    assert b["loss/grad_norm"] > 0 and b["loss/tis_weight_mean"] > 0
+
+
+def test_resume_writes_each_record_once(model_dir, tmp_path, monkeypatch):
+    import verify
+    monkeypatch.setattr(verify, "reward", lambda text, gold: float(len(text) % 2))
+    out = tmp_path / "run"
+    common = ("--save-every", "2", "--eval-every", "2", "--eval-schedules", "tau=1.0")
+    assert run(model_dir, out, "--steps", "2", *common) == 0
+    with open(out / "metrics.jsonl", "a") as f:     # a crash after the checkpoint: lost work
+        f.write(json.dumps({"step": 3, "rollout/reward": 0.5}) + "\n")
+    assert run(model_dir, out, "--steps", "4", "--resume", *common) == 0
+    recs = records(out)
+    evals = [r["step"] for r in recs if any(k.startswith("eval/") for k in r)]
+    steps = [r["step"] for r in recs if "rollout/reward" in r]
+    assert evals == [0, 2, 4] and steps == [1, 2, 3, 4]
+
+
+def test_eval_several_files_each_under_its_name(model_dir, tmp_path, monkeypatch, capsys):
+    import verify
+    a = tmp_path / "easy.jsonl"
+    a.write_text('{"question": "q1", "answer": 7}\n{"question": "q2", "answer": "7"}\n'
+                 '{"question": "q3", "final_answer": ["7", "x"]}\n{"note": "no problem"}\n')
+    b = tmp_path / "hard.jsonl"
+    b.write_text('{"problem": "p1", "target": "3"}\n')
+    rows, skipped = tq.load_problems(str(a))
+    assert [r["answer"] for r in rows] == [["7"], ["7"], ["7", "x"]] and skipped == 1
+    # every answer of easy.jsonl is right and every one of hard.jsonl wrong
+    monkeypatch.setattr(verify, "extract_answer", lambda text: "7")
+    monkeypatch.setattr(verify, "is_equiv", lambda pred, gold: pred in gold)
+    assert tq.main(["--model", model_dir, "--eval", f"{a},{b}", "--eval-only", "--out",
+                    str(tmp_path / "o"), *FAST, "--eval-limit", "0",
+                    "--eval-schedules", "tau=1.0,greedy"]) == 0
+    out = capsys.readouterr().out
+    assert "easy.jsonl: 3 problems used, 1 lines skipped" in out
+    assert "hard.jsonl: 1 problems used, 0 lines skipped" in out
+    rec = records(tmp_path / "o")[0]
+    assert rec["eval/easy/tau=1.0/pass@4"] == 1.0 and rec["eval/hard/tau=1.0/pass@4"] == 0.0
+    assert rec["eval/easy/greedy/acc"] == 1.0 and rec["eval/hard/greedy/acc"] == 0.0
+    assert rec["eval/all/tau=1.0/mean@4"] == pytest.approx(3 / 4)   # weighted by problems
+    assert rec["eval/all/greedy/acc"] == pytest.approx(3 / 4)
+
+
+def test_memory_plan_prints_and_exits(model_dir, tmp_path, capsys):
+    assert tq.main(["--model", model_dir, "--memory-plan", "--out", str(tmp_path / "o")]) == 0
+    out = capsys.readouterr().out
+    assert "peak" in out and "KV cache" in out and not (tmp_path / "o").exists()
