@@ -1,14 +1,32 @@
 """verify.py: is the final answer of a completion mathematically the gold answer?
 
 Standard library only. The reward of an RLVR run is `reward(completion, gold)`: 1.0 or 0.0.
+`gold` may also be a list of answers that all count (OlympiadBench's `final_answer`).
 
-How it decides, in order:
-  1. extract   the last \\boxed{...} (or a fallback such as "The answer is X")
-  2. normalise LaTeX noise away: $, \\left, spacing, \\text{}, units, degrees, "x =" ...
-  3. compare   as strings; then as structures (tuples, sets, intervals, matrices,
-               multiple choice); then numerically: both sides are parsed into a small
-               expression tree and evaluated with complex floats, at several random points
-               when they contain variables.
+The reward is a security boundary: a policy learns whatever the checker pays for. Garbage, an
+unfinished answer or a number merely mentioned on the way is never paid, so extraction wants a
+committed answer. How it decides, in order:
+  1. extract   the last non-empty \\boxed{...} (or \\fbox, \\boxed 9); a box that was never
+               closed is a truncated answer: none. Without a box, the last closing statement:
+               "the (final) answer is X", or at the start of a line or sentence "Answer: X",
+               "Final answer: X", a "Final Answer" heading with X below it, GSM8K's "#### X".
+               X runs to the end of its sentence or line (or is the first $...$ after the
+               marker) and must look like an answer: short, no junk characters, balanced
+               brackets, a few words at most and none of them function words ("the", "is",
+               "because": a sentence that goes on). After it only a sign-off may follow, with
+               no digit or math ("I hope it is correct."): a statement followed by more work
+               was not final. Last, GSM8K style, the closing sentence: the completion ends with
+               a finished prose sentence opened by a conclusion word (So, Thus, In total, The
+               result ...) whose last number is the object of a result verb (is, =, makes,
+               costs ...) followed by a few words at most: "Thus, Janet makes $18 every day."
+  2. normalise LaTeX noise away: $, \\left, spacing, \\text{}, units (also 5cm, 30°C), degrees,
+               "x =", "\\approx"; number words and scale words become digits ("forty-two",
+               "1.45 million").
+  3. compare   as strings; then as structures (tuples, sets with ± items, intervals,
+               inequalities and their unions, matrices with a scalar factored out, multiple
+               choice, base subscripts on one side); then numerically: both sides are parsed
+               into a small expression tree and evaluated with complex floats, at several random
+               points when they contain variables.
 Every path does bounded work: inputs are capped in length, the parser limits its depth,
 powers and factorials refuse huge arguments, nothing is ever eval'd, and every regex is
 linear. Bad input gives 0.0, never an exception.
@@ -32,15 +50,43 @@ REL_TOL = 1e-6        # numbers agree to this relative precision (abs 1e-13 near
 # =====================================================================================
 
 _BOX = re.compile(r"\\(?:boxed|fbox)\b")
-_RESULT_CUE = re.compile(r"\b(?:is|are|was|were|total|so|thus|therefore|equals?)\b|=", re.I)
-_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
 _BRACE = re.compile(r"\\.|[{}]", re.S)          # an escaped char (\{, \}) or a brace
-_FALLBACKS = [
-    re.compile(r"final answer\s*(?:is)?\s*[:=]?\s*([^\n]+)", re.I),
-    re.compile(r"the answer is\s*[:=]?\s*([^\n]+)", re.I),
-    re.compile(r"####\s*([^\n]+)"),
-    re.compile(r"\banswer\s*[:=]\s*([^\n]+)", re.I),
-]
+
+# A fallback is paid only for a closing statement: a marker phrase, the answer it introduces,
+# and after it nothing but a sign-off. A random string, or reasoning that mentions a number on
+# the way, has to hit a whole phrase at the right place to be read as an answer.
+_STATEMENT_START = (r"(?:^|(?<=\n)|(?<=[.!?]\s))[ \t>#*-]*"         # a line or a sentence,
+                    r"(?:(?:so|thus|therefore|hence)\b,?[ \t*]*)?")     # "so **Answer:** 42"
+_NEXT_LINE = r"[ \t*:]*(?:\n[ \t]*)?"                              # the answer may start below
+_MARKER = re.compile(
+    rf"\b(?:the|my|our)\s+(?:final\s+)?answer\s+is\b{_NEXT_LINE}"    # "so the final answer is X"
+    rf"|{_STATEMENT_START}(?:final\s+)?answer\b[ \t*]*:{_NEXT_LINE}"  # "Answer: X", "Final answer:"
+    rf"|{_STATEMENT_START}final\s+answer\b[ \t*#]*\n\s*"             # a heading, the answer below
+    r"|(?:^|(?<=\n))[ \t]*####[ \t]*",                               # GSM8K's "#### 18", one line
+    re.I)
+_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|\$(.+?)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.S)
+_STATEMENT_END = re.compile(r"\n|\.(?=\s|$)")      # not the point of 2.5
+_SIGN_OFF = re.compile(r"[\d=\\$^{}]")               # "I hope it is correct." has none of these
+_JUNK = re.compile(r"[@#?\"`]|[\x00-\x08\x0b-\x1f\x7f]")   # never part of a math answer
+_PROSE_WORD = re.compile(r"(?<![\\a-zA-Z])[a-zA-Z]{2,}")
+# function words: after an answer they mean the sentence goes on, so the number was not stated
+_STOP = {"the", "an", "is", "are", "was", "were", "be", "so", "thus", "therefore", "hence",
+         "answer", "final", "because", "since", "if", "then", "we", "it", "this", "that", "to",
+         "equals", "equal", "makes", "gives", "get", "gets"}
+
+# GSM8K style, with no marker: "Thus, Janet makes $18 every day." The last sentence of the
+# completion, finished, in prose, opened by a conclusion word, whose last number is the object
+# of a result verb and is followed by at most a few words ("every day", "dollars").
+_OPENER = re.compile(r"(?:so|thus|therefore|hence|altogether|overall|finally|in\s+(?:total|all)"
+                     r"|the\s+(?:final\s+)?(?:result|total|sum|answer|value|amount|number))\b",
+                     re.I)
+_PROSE_TOKEN = re.compile(r"\(?(?:[A-Za-z]+(?:['-][A-Za-z]+)*|\$?-?\d+(?:,\d{3})*(?:\.\d+)?%?"
+                          r"|[-+*/=])\)?[,.:;!]?")      # a word, a number or an operator
+_NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?")
+_CUE = re.compile(r"(?:\b(?:is|are|was|were|be|equals?|totals?|total\s+of|makes?|made|earns?|"
+                  r"earned|has|have|had|gets?|got|needs?|costs?|pays?|paid|spends?|spent|saves?|"
+                  r"saved|sells?|sold|buys?|bought)|=)\s*\$?\s*$", re.I)
+_AFTER_NUMBER = re.compile(r"%?((?:\s+[A-Za-z]+){0,4})\s*[.!]")
 
 
 def _braced(s: str, i: int) -> tuple[str, int] | None:
@@ -76,32 +122,75 @@ def _last_box(text: str) -> str | None:
     return None
 
 
+def _prose_words(s: str) -> list[str]:
+    """The words of s, lower-cased: letters outside LaTeX commands and \\text{}."""
+    return [w.lower() for w in _PROSE_WORD.findall(_TEXT_CMD.sub(" ", s))]
+
+
+def _answer_like(ans: str) -> bool:
+    """A stated answer is short math or a few words, not junk and not a sentence going on."""
+    if len(ans) > 150 or not re.search(r"\w", ans) or _JUNK.search(ans) or not _balanced(ans):
+        return False
+    words = _prose_words(ans)
+    return len(words) <= 5 and not _STOP.intersection(words)
+
+
+def _stated_answer(text: str, marker: re.Match) -> str | None:
+    """The answer that a marker introduces, if the statement closes the completion; None for
+    an unfinished, malformed or not-final statement."""
+    rest = text[marker.end():]
+    span = _MATH_SPAN.match(rest)
+    if span:                                         # "is $x = 3$ (in cm)."
+        ans = next(g for g in span.groups() if g is not None)
+        after = rest[span.end():]
+    else:
+        stop = _STATEMENT_END.search(rest)
+        ans, after = (rest[:stop.start()], rest[stop.start():]) if stop else (rest, "")
+    ans = ans.replace("**", "").strip().rstrip(".").strip()
+    if len(after) > 300 or _SIGN_OFF.search(after) or not _answer_like(ans):
+        return None                                  # more math follows: it was not final
+    if "#" in marker.group(0) and _prose_words(ans):
+        return None                                  # GSM8K's "#### 18" line holds the number alone
+    return ans
+
+
+def _closing_number(text: str) -> str | None:
+    """The stated result of a completion's closing sentence, GSM8K style; else None."""
+    tail = text[-600:].rstrip()
+    if not tail.endswith((".", "!")):                # an unfinished sentence states nothing
+        return None
+    sentence = re.split(r"(?<=[.!?])\s+|\n", tail)[-1]
+    tokens = sentence.split()
+    if not _OPENER.match(sentence) or not all(_PROSE_TOKEN.fullmatch(t) for t in tokens):
+        return None
+    if 2 * len(_prose_words(sentence)) < max(len(tokens), 6):
+        return None                                  # mostly words, and at least three
+    number = None
+    for number in _NUMBER.finditer(sentence):
+        pass
+    if number is None or not _CUE.search(sentence[max(0, number.start() - 30):number.start()]):
+        return None
+    after = _AFTER_NUMBER.fullmatch(sentence, number.end())
+    if after is None or _STOP.intersection(after.group(1).lower().split()):
+        return None
+    return number.group(0)
+
+
 def extract_answer(text: str) -> str | None:
-    """The final answer of a model completion, or None when it has none."""
+    """The final answer of a model completion, or None when it commits to none."""
     if not isinstance(text, str):
         return None
     text = text[-MAX_TEXT:]
     if _BOX.search(text):
         ans = _last_box(text)
         return ans.strip() if ans and ans.strip() else None
-    for pat in _FALLBACKS:
-        found = None
-        for found in pat.finditer(text[-5000:]):
+    tail = text[-5000:]
+    marker = None
+    if "####" in tail or "answer" in tail.lower():   # a scan in C spares most text the regex
+        for marker in _MARKER.finditer(tail):        # the last statement is the one that counts
             pass
-        if found:
-            ans = found.group(1).replace("**", "").strip()
-            ans = re.sub(r"^\$+|\$+$", "", ans.rstrip(" ."))
-            ans = re.sub(r"\$([^$]*)\$.*", r"\1", ans) if ans.count("$") >= 2 else ans
-            ans = ans.strip().rstrip(".").strip()
-            if ans:
-                return ans
-    # last resort, GSM8K style: the last number of a closing sentence that states a result
-    last = re.split(r"(?<=[.!?])\s+", text[-500:].strip())[-1]
-    if _RESULT_CUE.search(last):
-        nums = _NUMBER.findall(last)
-        if nums:
-            return nums[-1]
-    return None
+    stated = _stated_answer(tail, marker) if marker else None
+    return stated if stated is not None else _closing_number(tail)
 
 
 # =====================================================================================
@@ -110,53 +199,119 @@ def extract_answer(text: str) -> str | None:
 
 _UNICODE = {"−": "-", "–": "-", "×": r"\times ", "÷": r"\div ", "·": r"\cdot ",
             "≤": r"\le ", "≥": r"\ge ", "∞": r"\infty ", "π": r"\pi ",
-            "°": "", "∪": r"\cup ", "≠": r"\ne ", "⋅": r"\cdot ", "√": r"\sqrt "}
+            "°": r"^\circ ", "∪": r"\cup ", "≠": r"\ne ", "⋅": r"\cdot ", "√": r"\sqrt ",
+            "≈": r"\approx "}
 _UNITS = (r"(?:cm|mm|km|m|meters?|centimeters?|inches|inch|in|feet|foot|ft|miles?|mph|"
           r"units?|sq|square|cubic|degrees?|deg|dollars?|cents?|seconds?|minutes?|hours?|"
           r"days?|weeks?|years?|s|min|hr|kg|g|grams?|pounds?|lbs?|ounces?|oz|liters?|L|ml|"
           r"mL|people|students|ways|points|marbles|apples|times|percent)")
+_ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+         "fifteen sixteen seventeen eighteen nineteen").split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_SCALES = {"thousand": 10 ** 3, "million": 10 ** 6, "billion": 10 ** 9, "trillion": 10 ** 12}
+_NUMBER_WORD = {w: v for v, w in enumerate(_ONES)} | {w: 10 * v for v, w in enumerate(_TENS, 2)}
+_SPELLED = re.compile(r"(?:(?:%s)\b[\s-]*)+" % "|".join(sorted(     # longest first: eighteen
+    [*_NUMBER_WORD, *_SCALES, "hundred", "and", "minus", "negative"], key=len, reverse=True)), re.I)
+_SCALED = re.compile(r"(?<![\d.])(\d+(?:\.\d+)?)\s*(%s)\b" % "|".join(_SCALES), re.I)
 _TEXT_CMD = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mathit|mbox|operatorname|rm|bf)"
                        r"\s*\{([^{}]*)\}")
 
 
+def _spelled_number(phrase: str) -> int | None:
+    """'one hundred twenty-three' -> 123, 'forty-two thousand' -> 42000; None when the words do
+    not spell a number in the usual order ('two one', 'and')."""
+    words = [w for w in re.split(r"[\s-]+", phrase.lower()) if w and w != "and"]
+    sign = -1 if words and words[0] in ("minus", "negative") else 1
+    total, group, last = 0, 0, None            # last: the previous ones/tens word, if any
+    for w in words[sign < 0:]:
+        if w in _NUMBER_WORD:
+            v = _NUMBER_WORD[w]
+            if last is not None and not (last >= 20 and v < 10):   # only "forty-two" joins
+                return None
+            group, last = group + v, v
+        elif w == "hundred" and 0 < group < 100:          # "twelve hundred" too
+            group, last = group * 100, None
+        elif w in _SCALES and group:
+            total, group, last = total + group * _SCALES[w], 0, None
+        else:
+            return None
+    return sign * (total + group) if words[sign < 0:] else None
+
+
+def _words_to_number(s: str) -> str:
+    """Number words and scale words as digits: 'forty-two apples' -> '42 apples',
+    '1.45 million' -> '1450000'."""
+    m = _SPELLED.match(s)
+    if m and (m.end() == len(s) or s[m.end() - 1] == " "):     # not the "one" of one-to-one
+        value = _spelled_number(m.group(0))
+        if value is not None:
+            s = f"{value} {s[m.end():]}".strip()
+    return _SCALED.sub(lambda m: str(Fraction(m.group(1)) * _SCALES[m.group(2).lower()]), s)
+
+
+def _unit_tail(m: re.Match) -> str:
+    """Words after a number are a unit ('18 cookies'), unless they go on with the sentence."""
+    return m.group(0) if _STOP.intersection(m.group(0).lower().split()) else ""
+
+
+def _rewrites(*pairs: tuple[str, str]) -> list[tuple[re.Pattern, str]]:
+    """Compiled once: normalize runs twice per reward, and re's cache lookup is not free."""
+    return [(re.compile(p), r) for p, r in pairs]
+
+
+_LATEX_NOISE = _rewrites(                  # in order: each step relies on the ones before
+    (r"\\\[|\\\]|\\\(|\\\)|\\?\$", ""),                          # math delimiters, \$
+    (r"\\\\", r" \\cr "),                                        # matrix row break
+    (r"(?<=\d)(?:\\,| )(?=\d{3}\b)", ""),                       # 1\,000\,000 and 1 000 000
+    (r"\\varnothing|\\\{\s*\\\}|\\emptyset", r"\\emptyset "),
+    (r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)\b\s*", ""),
+    (r"\\\{", r"\\lbrace "), (r"\\\}", r"\\rbrace "),
+    (r"(?<=\d),\s*\\!\s*(?=\d)", ","),                          # 11,\! 111 is 11,111
+    (r"\\!", ""),                                                # 32,\!348 is 32348
+    (r"\\(?:displaystyle|textstyle|,|;|:|quad|qquad| )|~", " "),
+    (r"\\[dt]frac", r"\\frac"),
+    (r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree)(?:\s*[CF]\b)?", ""),   # 30^\circ C
+    (r"\\%|%|\\percent", ""),                                    # MATH convention: 10% is 10
+)
+_ROOT_OF_NUMBER = re.compile(r"√\s*(\d+(?:\.\d+)?)")
+_ONE_LETTER_TEXT = re.compile(r"\\mathrm\s*(\w)|\\text\s*(\w)")
+_SPACES = re.compile(r"\s+")
+_APPROX = re.compile(r"^(?:\\approx|\\sim|approximately|about)\s*")
+_UNIT_TAIL = re.compile(r"(?:(?<=[\d}\s])\s*\b|(?<=\d)(?=[a-zA-Z]{2}))" + _UNITS
+                        + r"\b\s*(?:\^\s*\{?[23]\}?)?\.?\s*$")
+_WORD_TAIL = re.compile(r"(?<=[\d}])\s+[a-zA-Z]{2,}(?:\s+[a-zA-Z]{2,})*\.?\s*$")
+_THOUSANDS = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
+_ANSWER_IS = re.compile(r"^(?:the\s+)?(?:answer|solution)s?\s*(?:is|:)\s*", re.I)
+
+
+def _until_stable(pattern: re.Pattern, repl, s: str, rounds: int = 3) -> str:
+    """Apply a rewrite again while it changes s: \\text{\\textbf{x}}, "8 square feet"."""
+    for _ in range(rounds):
+        s, before = pattern.sub(repl, s), s
+        if s == before:
+            break
+    return s
+
+
 def normalize(s: str) -> str:
     """A canonical spelling of an answer string (still LaTeX-ish)."""
-    s = s[:MAX_ANSWER * 4]
-    s = re.sub(r"√\s*(\d+(?:\.\d+)?)", r"\\sqrt{\1}", s)   # √12 is the root of 12
+    s = _ROOT_OF_NUMBER.sub(r"\\sqrt{\1}", s[:MAX_ANSWER * 4])   # √12 is the root of 12
     for k, v in _UNICODE.items():
         s = s.replace(k, v)
-    s = s.replace("\n", " ").strip()
-    s = re.sub(r"\\\[|\\\]|\\\(|\\\)", "", s)
-    s = s.replace("\\$", "")
-    s = s.strip("$ ")
-    s = s.replace("$", "")
-    s = s.replace("\\\\", " \\cr ")                     # matrix row break
-    s = re.sub(r"(?<=\d)(?:\\,| )(?=\d{3}\b)", "", s)         # 1\,000\,000 and 1 000 000
-    s = re.sub(r"\\varnothing|\\\{\s*\\\}|\\emptyset", r"\\emptyset ", s)
-    s = re.sub(r"\\(?:left|right|bigl|bigr|Bigl|Bigr|big|Big)\b\s*", "", s)
-    s = s.replace("\\{", "\\lbrace ").replace("\\}", "\\rbrace ")
-    s = s.replace("\\!", "")                                # 32,\!348 is 32348
-    s = re.sub(r"\\(?:displaystyle|textstyle|,|;|:|quad|qquad| )", " ", s)
-    s = s.replace("~", " ")
-    s = re.sub(r"\\[dt]frac", r"\\frac", s)
-    s = re.sub(r"(?:\^\s*\{\s*\\circ\s*\}|\^\s*\\circ|\\circ|\\degree)(?:\s*[CF]\b)?", "", s)
-    s = re.sub(r"\\%|%|\\percent", "", s)                # MATH convention: 10% matches 10
-    s = s.replace("\\$", "")
-    for _ in range(3):                                    # \text{(A)}, \textbf{\text{x}}
-        s = _TEXT_CMD.sub(r" \1 ", s)
-    s = re.sub(r"\\mathrm\s*(\w)|\\text\s*(\w)", r"\1\2", s)
-    s = re.sub(r"\s+", " ", s).strip()
-    for _ in range(3):                                   # trailing units: "8 square feet"
-        s = re.sub(r"(?<=[\d}\s])\s*\b" + _UNITS + r"\b\s*(?:\^\s*\{?[23]\}?)?\.?\s*$", "", s)
-    # any other trailing words after a number: "18 cookies", "4.5e33 ergs"
-    s = re.sub(r"(?<=[\d}])\s+[a-zA-Z]{2,}(?:\s+[a-zA-Z]{2,})*\.?\s*$", "", s)
-    s = re.sub(r"\s+", " ", s).strip()
-    s = s.rstrip(".").strip()
+    for pattern, repl in _LATEX_NOISE:
+        s = pattern.sub(repl, s)
+    s = _until_stable(_TEXT_CMD, r" \1 ", s)                     # \text{(A)}, \textbf{\text{x}}
+    s = _ONE_LETTER_TEXT.sub(r"\1\2", s)
+    s = _SPACES.sub(" ", s).strip()
+    s = _APPROX.sub("", s)                                      # the gold "\approx 3.14"
+    s = _words_to_number(s)
+    s = _until_stable(_UNIT_TAIL, "", s)                  # "8 square feet", "5cm", "30kg"
+    s = _WORD_TAIL.sub(_unit_tail, s)                     # other words: "18 cookies", "4.5e33 ergs"
+    s = _SPACES.sub(" ", s).strip().rstrip(".").strip()
     s = s.replace("{,}", "")
-    if re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", s):  # 1,000 is a number, not a list
+    if _THOUSANDS.fullmatch(s):                          # 1,000 is a number, not a list
         s = s.replace(",", "")
-    s = re.sub(r"^(?:the\s+)?(?:answer|solution)s?\s*(?:is|:)\s*", "", s, flags=re.I)
-    return s
+    return _ANSWER_IS.sub("", s)
 
 
 # =====================================================================================
@@ -252,6 +407,8 @@ class _Parser:
                 self.take()
                 node = ("/", node, self.unary())
             elif self.starts_atom(tok):
+                if tok[0] == "num" and node[0] == "num":
+                    raise _ParseError("2 10 is two numbers, not 20")
                 node = ("*", node, self.power())          # implicit multiplication: 2x, 2\pi
             else:
                 return node
@@ -481,25 +638,24 @@ def _expr_equal(ta, tb, up_to_scale: bool = False) -> bool:
 # =====================================================================================
 
 
+_SPLITTERS: dict[tuple[str, ...], re.Pattern] = {}
+
+
 def _split_top(s: str, seps=(",",)) -> list[str]:
     """Split on separators that are not inside (), [], {}."""
-    parts, depth, cur = [], 0, []
-    i = 0
-    while i < len(s):
-        ch = s[i]
-        if ch in "([{":
+    if seps not in _SPLITTERS:                # brackets and separators, found in C
+        _SPLITTERS[seps] = re.compile(r"[(\[{}\])]|" + "|".join(map(re.escape, seps)))
+    parts, depth, start = [], 0, 0
+    for m in _SPLITTERS[seps].finditer(s):
+        tok = m.group(0)
+        if tok in ("(", "[", "{"):
             depth += 1
-        elif ch in ")]}":
+        elif tok in (")", "]", "}"):
             depth -= 1
-        if depth == 0 and any(s.startswith(sep, i) for sep in seps):
-            sep = next(sep for sep in seps if s.startswith(sep, i))
-            parts.append("".join(cur))
-            cur = []
-            i += len(sep)
-            continue
-        cur.append(ch)
-        i += 1
-    parts.append("".join(cur))
+        elif depth == 0:
+            parts.append(s[start:m.start()])
+            start = m.end()
+    parts.append(s[start:])
     return [p.strip() for p in parts]
 
 
@@ -515,6 +671,9 @@ def _balanced(s: str) -> bool:
 _INEQ = {r"\le": "<=", r"\leq": "<=", r"\ge": ">=", r"\geq": ">=", "<=": "<=", ">=": ">=",
          "<": "<", ">": ">"}
 _INEQ_RE = re.compile(r"\\leq?\b|\\geq?\b|<=|>=|<|>")
+_VARIABLE = r"[a-zA-Z]|\\(?:%s)\b" % "|".join(sorted(_GREEK))    # x, \lambda
+_OR = re.compile(r"\\cup|\\lor\b|\\vee\b|\s+or\s+")
+_MATRIX = re.compile(r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}", re.S)
 
 
 def _inequality(s: str):
@@ -525,7 +684,7 @@ def _inequality(s: str):
     pieces = _INEQ_RE.split(s)
     pieces = [p.strip() for p in pieces]
     kinds = [_INEQ[o.group(0)] for o in ops]
-    var_at = [k for k, p in enumerate(pieces) if re.fullmatch(r"[a-zA-Z]", p)]
+    var_at = [k for k, p in enumerate(pieces) if re.fullmatch(_VARIABLE, p)]
     if len(var_at) != 1:
         return None
     v = var_at[0]
@@ -556,7 +715,7 @@ def _choice(s: str) -> str | None:
 
 def _strip_lhs(s: str) -> str:
     """'x = 3' -> '3'; 'f(x) = 2x' -> '2x'; keeps equations whose left side is not a name."""
-    s = re.sub(r"^[a-zA-Z]\s*\\in\s*", "", s)                # x \in [1, 2]
+    s = re.sub(rf"^(?:{_VARIABLE})\s*\\in\b\s*", "", s)        # x \in [1, 2], \lambda \in (3,4]
     parts = _split_top(s, ("=", "\\approx"))
     name = r"[a-zA-Z](?:_\{?\w+\}?)?(?:\^\{?-1\}?)?(?:\([a-zA-Z]\))?|\\[a-zA-Z]+"
     if len(parts) == 2 and re.fullmatch(rf"{name}|\((?:\s*(?:{name})\s*,)+\s*(?:{name})\s*\)",
@@ -565,26 +724,47 @@ def _strip_lhs(s: str) -> str:
     return s
 
 
+def _scaled(scale: str, cell: str):
+    """A cell of k * matrix: the product, left for the evaluator."""
+    return _item(f"({scale})({cell})" if scale else cell)
+
+
+def _solutions(parts: list[str]) -> list:
+    """The items of a set or a list of solutions; '1 \\pm \\sqrt5' stands for two of them."""
+    out = []
+    for p in filter(None, parts):
+        if len(re.findall(r"\\(?:pm|mp)\b", p)) == 1:
+            out += [_item(re.sub(r"\\(?:pm|mp)\b", op, p)) for op in "+-"]
+        else:
+            out.append(_item(p))
+    return out
+
+
 def _structure(s: str):
     """Parse a normalised answer into a comparable structure."""
     s = _strip_lhs(s.strip())
-    # matrices and column vectors
-    m = re.fullmatch(r"\\begin\{([pbvBV]?matrix|array)\}(?:\{[^{}]*\})?(.*)\\end\{\1\}", s, re.S)
-    if m:
+    # matrices and column vectors, with a scalar factored out in front: 4\begin{pmatrix}...
+    begin = s.find("\\begin{")
+    m = _MATRIX.fullmatch(s, max(begin, 0))
+    scale = re.sub(r"(?:\\cdot|\\times|\*)\s*$", "", s[:max(begin, 0)]).strip()
+    scale = {"-": "-1", "+": ""}.get(scale, scale)
+    if m and not (scale and "v" in m.group(1).lower()):      # k|A| is not |kA|
         rows = [r for r in m.group(2).split("\\cr") if r.strip()]
-        cells = [[_item(c) for c in r.split("&")] for r in rows]
+        cells = [[_scaled(scale, c) for c in r.split("&")] for r in rows]
         if all(len(r) == 1 for r in cells):
             return ("tuple", "(", [r[0] for r in cells], ")")  # a column vector is a tuple
         return ("matrix", cells)
-    # unions of intervals
-    if "\\cup" in s:
-        return ("union", [_structure(p) for p in s.split("\\cup")])
+    # unions of intervals, and inequalities joined by "or": x < 2 or x > 3
+    pieces = _OR.split(s)
+    if len(pieces) >= 2:
+        parts = [_structure(p) for p in pieces]
+        if "\\cup" in s or all(p[0] == "interval" for p in parts):
+            return ("union", parts)
     # brace sets: \{1, 2\} and a bare {1, 2}
     if s.startswith("\\lbrace") and s.endswith("\\rbrace"):
-        inner = s[len("\\lbrace"):-len("\\rbrace")]
-        return ("set", [_item(p) for p in _split_top(inner) if p])
+        return ("set", _solutions(_split_top(s[len("\\lbrace"):-len("\\rbrace")])))
     if s.startswith("{") and s.endswith("}") and _balanced(s[1:-1]) and "," in s:
-        return ("set", [_item(p) for p in _split_top(s[1:-1]) if p])
+        return ("set", _solutions(_split_top(s[1:-1])))
     # bracketed tuples / intervals: the outer brackets must enclose everything
     if len(s) >= 2 and s[0] in "([" and s[-1] in ")]" and _balanced(s[1:-1]):
         parts = _split_top(s[1:-1])
@@ -597,13 +777,10 @@ def _structure(s: str):
         iv = _inequality(s)
         if iv:
             return iv
-    if s.count("\\pm") == 1 and "," not in s:          # 1 \pm \sqrt2: two solutions
-        return ("set", [_item(s.replace("\\pm", op)) for op in "+-"])
-    # a bare list of solutions: order does not matter
+    # a bare list of solutions, or one with a \pm: order does not matter
     parts = _split_top(re.sub(r"\s+(?:and|or)\s+|;", ",", s))
-    if len(parts) >= 2 and all(parts):
-        return ("set", [_item(p) for p in parts])
-    return _item(s)
+    items = _solutions(parts) if all(parts) else []
+    return ("set", items) if len(items) >= 2 else _item(s)
 
 
 def _item(s: str):
@@ -625,6 +802,10 @@ def _atom_equal(a: str, b: str) -> bool:
     if sig:                                               # 4.53e33 given as 4.5 x 10^{33}
         va, vb = _real_value(a), _real_value(b)
         return va is not None and vb is not None and _round_sig(va, sig) == _round_sig(vb, sig)
+    ba, bb = _BASED.fullmatch(a), _BASED.fullmatch(b)
+    if (ba is None) != (bb is None):                      # 52_8 for 52: the base on one side only
+        based, other = (ba, b) if ba else (bb, a)
+        return based.group(1) == other
     na, nb = _numeral(a), _numeral(b)
     if na is not None and nb is not None:
         return na == nb                                   # exact: 10^12 + 1 is not 10^12
@@ -639,6 +820,7 @@ def _atom_equal(a: str, b: str) -> bool:
     return _expr_equal(ea, eb)
 
 
+_BASED = re.compile(r"(?=[0-9A-Z]*\d)([0-9A-Z]+)_\{?\s*(\d+)\s*\}?")   # 1011_2, 2A_{16}
 _SCI = re.compile(r"-?(\d)(?:\.(\d+))?\s*(?:[eE]|\\times\s*10\s*\^|\\cdot\s*10\s*\^)\s*\{?\s*[-+]?\d+\s*\}?")
 
 
@@ -731,8 +913,14 @@ def _unordered(xs, ys) -> bool:
 # =====================================================================================
 
 
-def is_equiv(pred: str, gold: str) -> bool:
-    """True when the two answers are the same mathematical object."""
+_MAX_GOLDS = 50           # OlympiadBench lists a few; a longer list is not a gold answer
+
+
+def is_equiv(pred: str, gold: str | list[str] | tuple[str, ...]) -> bool:
+    """True when the two answers are the same mathematical object. A list or tuple of golds
+    (OlympiadBench's `final_answer`) accepts any of them."""
+    if isinstance(gold, (list, tuple)):
+        return any(isinstance(g, str) and is_equiv(pred, g) for g in gold[:_MAX_GOLDS])
     try:
         if not isinstance(pred, str) or not isinstance(gold, str):
             return False
@@ -741,6 +929,8 @@ def is_equiv(pred: str, gold: str) -> bool:
         a, b = normalize(pred), normalize(gold)
         if not a or not b:
             return False
+        if re.fullmatch(r"[a-d]", a) and _choice(b):     # "b" for the choice (B); e is Euler's e
+            a = a.upper()
         if a == b:
             return True
         if len(a) > MAX_ANSWER or len(b) > MAX_ANSWER:
@@ -750,8 +940,9 @@ def is_equiv(pred: str, gold: str) -> bool:
         return False
 
 
-def reward(completion: str, gold: str) -> float:
-    """1.0 when the completion's final answer equals the gold answer, else 0.0."""
+def reward(completion: str, gold: str | list[str] | tuple[str, ...]) -> float:
+    """1.0 when the completion's final answer equals the gold answer (or one of a list of
+    golds), else 0.0."""
     try:
         pred = extract_answer(completion)
     except Exception:      # the same safety net as is_equiv

@@ -1,13 +1,16 @@
-"""Cases per second of verify.reward over a few thousand mixed, generated cases.
+"""Cases per second of verify.reward over a few thousand mixed, generated cases, and how
+many random strings it pays (it must pay none).
 
-    python bench/bench_verify.py [--cases 4000] [--seed 0]
+    python bench/bench_verify.py [--cases 4000] [--seed 0] [--random 100000]
 
 Each case is a full completion (a paragraph of reasoning ending in a boxed answer, or a
 fallback phrase, or garbage) and a gold answer, spelled in one of many ways: integers with
 separators, decimals, fractions, mixed numbers, radicals, polynomials, tuples, sets,
-intervals, matrices, multiple choice, words. Half of the cases are correct. Prints the rate,
-the slowest single call, and the share of correct verdicts on cases whose truth is known by
-construction.
+intervals and unions, matrices (some with a scalar factored out), multiple choice, words.
+Half of the cases are correct. Prints the rate, the slowest single call, and the share of
+correct verdicts on cases whose truth is known by construction; then the false rewards on the
+random strings of tests/test_verify_garbage.py (printable junk, word salad, digits and
+operators, random token decodes), each scored against every gold 0..20.
 """
 import argparse
 import os
@@ -15,15 +18,17 @@ import random
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
 import verify  # noqa: E402
+from test_verify_garbage import false_rewards, random_strings  # noqa: E402
 
 
 def spellings(rng):
     """(gold, a correct spelling, a wrong spelling) in one of several categories."""
     a, b = rng.randint(1, 99), rng.randint(2, 99)
     n = rng.randint(1000, 999999)
-    kind = rng.randrange(10)
+    kind = rng.randrange(12)
     if kind == 0:
         return str(n), f"{n:,}", f"{n + rng.randint(1, 9):,}"
     if kind == 1:
@@ -45,6 +50,14 @@ def spellings(rng):
     if kind == 8:
         c = rng.choice("ABCDE")
         return f"\\text{{({c})}}", f"({c})", "(" + ("A" if c != "A" else "B") + ")"
+    if kind == 9:
+        lo, hi = min(a, b) - 1, max(a, b)
+        return (f"(-\\infty, {lo})\\cup({hi}, \\infty)", f"x < {lo} \\text{{ or }} x > {hi}",
+                f"x < {lo} \\text{{ or }} x \\ge {hi}")
+    if kind == 10:
+        return ("\\begin{pmatrix} %d & %d \\\\ %d & %d \\end{pmatrix}" % (2 * a, 2 * b, 2, 2 * a),
+                "2\\begin{pmatrix} %d & %d \\\\ 1 & %d \\end{pmatrix}" % (a, b, a),
+                "\\begin{pmatrix} %d & %d \\\\ 1 & %d \\end{pmatrix}" % (a, b, a))
     return f"{a}.{b:02d}", f"{a}.{b:02d}0", f"{a}.{b + 1:02d}"
 
 
@@ -53,7 +66,7 @@ FILLER = ("We expand both sides, collect like terms and simplify the fraction. "
 
 
 def completion(rng, answer):
-    style = rng.randrange(4)
+    style = rng.randrange(5)
     body = FILLER * rng.randint(1, 6)
     if style == 0:
         return body + f"the result is $\\boxed{{{answer}}}$.", True
@@ -61,6 +74,8 @@ def completion(rng, answer):
         return body + f"The answer is {answer}", True
     if style == 2:
         return body + f"$$\\boxed{{{answer}}}$$ and we are done.", True
+    if style == 3:
+        return body + f"Final Answer: The final answer is ${answer}$. I hope it is correct.", True
     return body + f"\\boxed{{{answer}", False   # truncated: no answer
 
 
@@ -68,6 +83,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", type=int, default=4000, help="number of generated cases")
     p.add_argument("--seed", type=int, default=0, help="generator seed")
+    p.add_argument("--random", type=int, default=100_000, help="random strings to score")
     args = p.parse_args()
     rng = random.Random(args.seed)
     cases = []
@@ -86,6 +102,15 @@ def main():
     dt = time.perf_counter() - t0
     print(f"{len(cases)} cases in {dt:.2f} s: {len(cases) / dt:,.0f} cases/s; "
           f"slowest call {worst * 1e3:.2f} ms; verdicts as constructed: {right}/{len(cases)}")
+    strings = random_strings(args.random, args.seed)
+    t0 = time.perf_counter()
+    paid = false_rewards(strings)
+    dt = time.perf_counter() - t0
+    found = sum(verify.extract_answer(s) is not None for s in strings)
+    print(f"false rewards on {len(strings):,} random strings: {len(paid)} "
+          f"({len(strings) / dt:,.0f} strings/s; an answer extracted from {found})")
+    for s in paid[:10]:
+        print("  paid:", repr(s))
 
 
 if __name__ == "__main__":

@@ -151,11 +151,100 @@ MORE_NOT_EQUIV = [
 ]
 
 
-@pytest.mark.parametrize("pred,gold", MORE_EQUIV)
+# Real model outputs the checker used to miss, by category: each equivalent case has a twin
+# that must stay not equivalent.
+REAL_EQUIV = [
+    (r"\lambda \in (3,4]", "(3,4]"),                                        # membership
+    ("11,\\! 111", "11111"), ("1,\\!000,\\! 000", "10^6"),                  # thin spaces
+    ("forty-two", "42"), ("one hundred twenty-three", "123"),               # number words
+    ("twelve thousand five hundred", "12500"), ("minus seven", "-7"),
+    ("1.45 million", "1450000"), ("2 billion", "2 \\times 10^9"), ("3.5 thousand", "3500"),
+    ("5cm", "5"), ("30°C", "30"), ("90^\\circ", "90"), ("12kg", "12"),      # units, degrees
+    ("3.14", "\\approx 3.14"), ("\\approx 0.33", "0.33"),                   # approximations
+    ("52_8", "52"), ("1011_2", "1011"), ("2A_{16}", "2A"),                  # base subscripts
+    (r"\{1\pm\sqrt{5}, -2\}", r"-2, 1+\sqrt5, 1-\sqrt5"),                   # sets with a ±
+    (r"x = 3 \pm \sqrt{2}, 0", r"\{0, 3-\sqrt2, 3+\sqrt2\}"),
+    (r"3 < \lambda \le 4", "(3,4]"), (r"-1 \le \theta < 2", "[-1, 2)"),     # inequalities
+    (r"x < 2 \text{ or } x > 3", r"(-\infty,2)\cup(3,\infty)"),
+    (r"x \le -1 \text{ or } x \ge 1", r"(-\infty,-1]\cup[1,\infty)"),
+    (r"4\begin{pmatrix}2&3\\-1&5\end{pmatrix}", r"\begin{pmatrix}8&12\\-4&20\end{pmatrix}"),
+    (r"\frac{1}{2}\begin{pmatrix}2\\4\end{pmatrix}", "(1, 2)"),            # scalar * vector
+    (r"-\begin{pmatrix}1&0\\0&1\end{pmatrix}", r"\begin{pmatrix}-1&0\\0&-1\end{pmatrix}"),
+]
+REAL_NOT_EQUIV = [
+    (r"\lambda \in (3,4)", "(3,4]"),
+    ("11,\\! 111", "1111"), ("1,\\!000,\\! 000", "10^5"),
+    ("forty-two", "24"), ("one hundred twenty-three", "100"),
+    ("twelve thousand five hundred", "1250"), ("minus seven", "7"),
+    ("1.45 million", "1.45"), ("2 billion", "2 \\times 10^6"), ("3.5 thousand", "35"),
+    ("5cm", "50"), ("30°C", "3"), ("90^\\circ", "9"), ("12kg", "1"),
+    ("3.15", "\\approx 3.14"), ("\\approx 0.33", "0.3"),
+    ("52_8", "42"), ("1011_2", "11"), ("2A_{16}", "2B"),
+    (r"\{1\pm\sqrt{5}, -2\}", r"2, 1+\sqrt5, 1-\sqrt5"), (r"\{1\pm\sqrt{5}, -2\}", r"-2, 1+\sqrt5"),
+    (r"x = 3 \pm \sqrt{2}, 0", r"\{3-\sqrt2, 3+\sqrt2\}"),
+    (r"3 < \lambda \le 4", "(3,4)"), (r"-1 \le \theta < 2", "(-1, 2)"),
+    (r"x < 2 \text{ or } x \ge 3", r"(-\infty,2)\cup(3,\infty)"),
+    (r"x \le -1 \text{ or } x \ge 1", r"(-\infty,-1)\cup(1,\infty)"),
+    (r"4\begin{pmatrix}2&3\\-1&5\end{pmatrix}", r"\begin{pmatrix}2&3\\-1&5\end{pmatrix}"),
+    (r"\frac{1}{2}\begin{pmatrix}2\\4\end{pmatrix}", "(2, 4)"),
+    (r"-\begin{pmatrix}1&0\\0&1\end{pmatrix}", r"\begin{pmatrix}1&0\\0&1\end{pmatrix}"),
+]
+# one direction only: the gold decides what a lower-case letter is
+ORIENTED = [  # (pred, gold, equivalent)
+    ("b", "B", True), ("b", "(B)", True), ("c", "\\text{(C)}", True), ("(d)", "D", True),
+    ("b", "C", False), ("B", "b", False), ("x", "X", False), ("e", "E", False),
+]
+
+
+@pytest.mark.parametrize("pred,gold", MORE_EQUIV + REAL_EQUIV)
 def test_more_equivalent(pred, gold):
     assert verify.is_equiv(pred, gold) and verify.is_equiv(gold, pred)
 
 
-@pytest.mark.parametrize("pred,gold", MORE_NOT_EQUIV)
+@pytest.mark.parametrize("pred,gold", MORE_NOT_EQUIV + REAL_NOT_EQUIV)
 def test_more_not_equivalent(pred, gold):
     assert not verify.is_equiv(pred, gold) and not verify.is_equiv(gold, pred)
+
+
+@pytest.mark.parametrize("pred,gold,want", ORIENTED)
+def test_option_letters_follow_the_gold(pred, gold, want):
+    assert verify.is_equiv(pred, gold) is want
+
+
+FILLER = ("We expand both sides, collect like terms and simplify the fraction. Trying x = 2 "
+          "first, the constraint holds, so we move on to the second case. ")
+# whole completions: the reward pays a committed final answer, and only that
+CLOSINGS = [  # (completion, gold, reward)
+    ("Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.", "0.5", 1.0),
+    ("Final Answer: The final answer is $\\frac{1}{2}$. I hope it is correct.", "2", 0.0),
+    ("The answer is $3$. Wait, 2 + 2 = 4, so I was wrong. So the answer is $4$.", "4", 1.0),
+    ("The answer is $3$. Wait, 2 + 2 = 4, so I was wrong. So the answer is $4$.", "3", 0.0),
+    ("Hence the answer is $\\lambda \\in (3,4]$.", "(3,4]", 1.0),
+    ("Hence the answer is $\\lambda \\in (3,4]$.", "[3,4]", 0.0),
+    ("So the answer is $11,\\! 111$.", "11111", 1.0),
+    ("So the answer is $11,\\! 111$.", "111", 0.0),
+    ("The final answer is forty-two.", "42", 1.0), ("The final answer is forty-two.", "40", 0.0),
+    ("**Final Answer**\n$\\frac{3}{4}$", "0.75", 1.0), ("My final answer is \\(7\\).", "7", 1.0),
+    ("In total, he spends $1,200 on rent.", "1200", 1.0),
+    # a number mentioned on the way, an unfinished statement, garbage: nothing is paid
+    (FILLER * 8 + "Then the remaining case gives", "2", 0.0),
+    (FILLER * 8 + "So x = 2 and then we", "2", 0.0),
+    ("The answer is 5. Let me double check: 2 + 3 = 5.", "5", 0.0),
+    ("So the answer is \\frac{1}{", "\\frac12", 0.0), ("The answer is", "0", 0.0),
+    ("jbu'QO<o Y?6\"[5 F-K4.^Ac=tiW`eq+ 2q /KgdZ", "2", 0.0),
+    ("total = sum(range(4))  # so the total is 6.", "6", 0.0),
+    ("the answer is 5 the final", "5", 0.0),
+    ("We get 2 10", "20", 0.0), ("#### 2 step", "2", 0.0),
+]
+
+
+@pytest.mark.parametrize("completion,gold,want", CLOSINGS)
+def test_closing_statements(completion, gold, want):
+    assert verify.reward(completion, gold) == want
+
+
+def test_a_list_of_golds_accepts_any():
+    assert verify.reward("... so $\\boxed{\\frac{1}{2}}$", ["1/3", "0.5"]) == 1.0
+    assert verify.reward("... so $\\boxed{\\frac{1}{2}}$", ("1/3", "2")) == 0.0
+    assert verify.is_equiv("x+1", ("y", "1+x")) and not verify.is_equiv("x+1", [])
+    assert verify.is_equiv("3", ["3", None]) and not verify.is_equiv("3", [None, 4])
