@@ -23,7 +23,6 @@ from typing import Callable, NamedTuple, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 from transformers import DynamicCache, LogitsProcessor, StaticCache
 
 # =====================================================================================
@@ -211,19 +210,39 @@ class EADLogitsProcessor(LogitsProcessor):
 # =====================================================================================
 
 
-def _slice_logprobs(head, hidden, tokens, temperatures, vocab_size, with_entropy):
-    """log-softmax at `tokens` of one slice of positions: hidden (b, c, H) -> (b, c)."""
-    logits = head(hidden).float()                            # (b, c, V) fp32, this slice only
+def _slice_logits(hidden, head, inv_tau, vocab_size) -> torch.Tensor:
+    """(b, c, H) -> (b, c, V) fp32 logits / tau_t, padded vocabulary rows at -inf."""
+    logits = F.linear(hidden, head.weight, head.bias).float()
     if vocab_size is not None:
         logits[..., vocab_size:] = float("-inf")
-    if temperatures is not None:
-        logits = logits / temperatures[None, :, None]
-    lse = torch.logsumexp(logits, -1)                        # (b, c)
-    logp = logits.gather(-1, tokens[..., None]).squeeze(-1) - lse   # no (b, c, V) log-probs
-    if not with_entropy:
-        return logp, None
-    with torch.no_grad():
-        return logp, torch.special.entr(F.softmax(logits, -1)).sum(-1)
+    return logits if inv_tau is None else logits.mul_(inv_tau[None, :, None])
+
+
+class _SliceLogprob(torch.autograd.Function):
+    """log-softmax(logits / tau)[y] of one slice of positions (eq. 3). The backward recomputes
+    the logits instead of saving them and turns them, in place, into the gradient
+    d logp / d logits = onehot(y) - softmax: one (b, c, V) buffer at a time, either way."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, head, tokens, inv_tau, vocab_size):
+        logits = _slice_logits(hidden, head, inv_tau, vocab_size)           # (b, c, V)
+        lse = torch.logsumexp(logits, -1)                                    # (b, c)
+        ctx.save_for_backward(hidden, tokens, inv_tau, lse)
+        ctx.head, ctx.vocab_size = head, vocab_size
+        return logits.gather(-1, tokens[..., None]).squeeze(-1) - lse
+
+    @staticmethod
+    def backward(ctx, grad):                                                 # (b, c)
+        hidden, tokens, inv_tau, lse = ctx.saved_tensors
+        g = _slice_logits(hidden, ctx.head, inv_tau, ctx.vocab_size).sub_(lse[..., None])
+        g = g.exp_().mul_(-grad[..., None])                                  # -grad * softmax
+        g.scatter_add_(-1, tokens[..., None], grad[..., None])              # +grad at y
+        if inv_tau is not None:
+            g.mul_(inv_tau[None, :, None])                                   # through z / tau
+        g = g.to(hidden.dtype)
+        grad_w = g.flatten(0, 1).T @ hidden.flatten(0, 1) if ctx.needs_input_grad[1] else None
+        grad_b = g.sum((0, 1)) if ctx.needs_input_grad[2] else None
+        return g @ ctx.head.weight, grad_w, grad_b, None, None, None, None
 
 
 def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -233,32 +252,40 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     """log-softmax(logits / tau_t) at `tokens` (B, T), in fp32, micro_batch rows at a time.
 
     The body runs once per micro-batch; the vocabulary projection runs on slices of about
-    `chunk_tokens` (row, position) pairs, each under activation checkpointing when grad is on,
-    so neither the forward nor the backward ever holds the (rows, T, V) logits: at Qwen's
-    151,936-token vocabulary that tensor alone is 0.6 MB per answer token in fp32. Position
-    ids come from the attention mask exactly as in `sample`. Returns logp (B, T) and, with
-    with_entropy, the (detached) entropy of the same distributions.
+    `chunk_tokens` (row, position) pairs, so neither the forward nor the backward ever holds
+    the (rows, T, V) logits: at Qwen's 151,936-token vocabulary they take 0.6 MB per answer
+    token in fp32. Position ids come from the attention mask exactly as in `sample`. Returns
+    logp (B, T) and, with with_entropy, the (detached) entropy of the same distributions.
     """
     B, T = tokens.shape
-    head = getattr(model, "module", model).get_output_embeddings()   # (DDP wraps the model)
+    base = getattr(model, "module", model)                   # (DDP wraps the model)
+    head, states = base.get_output_embeddings(), []
+    # the body's last hidden states, taken on their way to the head: the model itself runs
+    # (so wrappers such as FSDP see their forward) but projects only its last position
+    hook = base.get_decoder().register_forward_hook(lambda m, args, out: states.append(out[0]))
+    inv_tau = None if temperatures is None else 1.0 / temperatures[:T].to(tokens.device)
     logps, ents = [], []
     for rows in torch.arange(B, device=tokens.device).split(micro_batch):
         ids = torch.cat([input_ids[rows], tokens[rows]], 1)                       # (b, L + T)
         am = torch.cat([attention_mask[rows].long(), mask[rows].long()], 1)
         out = model(input_ids=ids, attention_mask=am, position_ids=positions_from_mask(am),
-                    use_cache=False, logits_to_keep=1, output_hidden_states=True)
-        hidden = out.hidden_states[-1][:, -T - 1:-1]         # (b, T, H): states predicting y_t
+                    use_cache=False, logits_to_keep=1)
+        hidden = states.pop()[:, -T - 1:-1]                  # (b, T, H): states predicting y_t
         c = max(1, chunk_tokens // len(rows))                # positions per slice
-        parts = []
+        # zero times the model's own output keeps it in the graph: a wrapper that hooks the
+        # model's backward (FSDP reduces the embedding's gradients there) sees it run
+        parts, part_ents = [], []
         for s in range(0, T, c):
-            args = (head, hidden[:, s:s + c], tokens[rows, s:s + c],
-                    None if temperatures is None else temperatures[s:s + c].to(hidden.device),
-                    vocab_size, with_entropy)
-            parts.append(checkpoint(_slice_logprobs, *args, use_reentrant=False)
-                         if torch.is_grad_enabled() else _slice_logprobs(*args))
-        logps.append(torch.cat([p[0] for p in parts], 1))
-        if with_entropy:
-            ents.append(torch.cat([p[1] for p in parts], 1))
+            h, it = hidden[:, s:s + c], None if inv_tau is None else inv_tau[s:s + c]
+            parts.append(_SliceLogprob.apply(h, head.weight, head.bias, head,
+                                             tokens[rows, s:s + c], it, vocab_size))
+            if with_entropy:
+                with torch.no_grad():
+                    p = F.softmax(_slice_logits(h, head, it, vocab_size), -1)
+                    part_ents.append(torch.special.entr(p).sum(-1))
+        logps.append(torch.cat(parts, 1) + 0.0 * out.logits[:, :, :1].float().sum())
+        ents.append(torch.cat(part_ents, 1) if part_ents else None)
+    hook.remove()
     logp = torch.cat(logps).where(mask, torch.zeros((), device=tokens.device))
     return (logp, torch.cat(ents)) if with_entropy else logp
 
@@ -450,7 +477,6 @@ def update(policy, optimizer, input_ids, attention_mask, roll: Rollout, advantag
     if N % num_minibatches:
         raise ValueError(f"{N} answers do not split into {num_minibatches} mini-batches")
     avg = mean_over_ranks or (lambda x: x)
-    params = [p for p in policy.parameters() if p.requires_grad]
     sums, grad_norms = Counter(), []
     for mb in torch.arange(N, device=roll.tokens.device).split(N // num_minibatches):  # (N/M,)
         n_tok = float(avg(roll.mask[mb].sum().float()))      # eq. 7: mean over the mini-batch
@@ -470,6 +496,8 @@ def update(policy, optimizer, input_ids, attention_mask, roll: Rollout, advantag
             sums.update({k: v * st["tokens"] for k, v in st.items() if k != "tokens"})
             sums["tokens"] += st["tokens"]
             sums["loss"] += float(loss.detach())
+        # listed after the backward: FSDP swaps sharded and gathered parameters in and out
+        params = [p for p in policy.parameters() if p.requires_grad]
         grad_norms.append(clip_grad_norm(params, max_grad_norm))
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)                # no gradient outlives its step

@@ -142,8 +142,10 @@ def check_args(a):
             raise CLIError(f"{flag} must be > 0, got {value}")
     if a.kl_coef < 0:
         raise CLIError(f"--kl-coef must be >= 0, got {a.kl_coef}")
-    if a.batch % a.group:
-        raise CLIError(f"--batch {a.batch} is not divisible by --group {a.group}")
+    world = int(os.environ.get("WORLD_SIZE", 1))             # torchrun's rank count
+    if a.batch % (world * a.group):
+        raise CLIError(f"--batch {a.batch} is not divisible by {world} rank(s) x --group {a.group}"
+                       f": each rank owns whole groups")
     if a.batch % a.minibatches:
         raise CLIError(f"--batch {a.batch} is not divisible by --minibatches {a.minibatches}")
     ks = a.eval_k.split(",")
@@ -401,7 +403,8 @@ def gathered(model):
         yield model
     finally:
         model.set_reshard_after_forward(True)
-        for m in model.modules():
+        model.set_reshard_after_forward(False, recurse=False)   # the root's own default:
+        for m in model.modules():                               # the scorer reads its head
             if isinstance(m, FSDPModule):
                 m.reshard()
 
@@ -418,13 +421,13 @@ def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
     return x / dist.get_world_size()
 
 
-def reduce_stats(stats: dict, world: int) -> dict:
+def reduce_stats(stats: dict, world: int, device) -> dict:
     """Per-step stats of all ranks: token counts and speeds summed, the rest averaged."""
     if world == 1:
         return stats
     keys = sorted(stats)
     vals = torch.tensor([[float(stats[k] or 0), float(stats[k] is not None)] for k in keys],
-                        dtype=torch.float64)
+                        dtype=torch.float64, device=device)
     dist.all_reduce(vals)
     summed = ("rollout/tokens", "perf/rollout_tok_s", "perf/update_tok_s")
     return {k: None if n == 0 else (s if k in summed else s / n)
@@ -480,7 +483,8 @@ def evaluate(model, tok, eval_sets: dict, a, step: int, seed: int, eos, vocab, d
                    for m in (["acc"] if name == "greedy" else
                              [f"mean@{a.eval_n}", f"maj@{a.eval_n}"]
                              + [f"{w}@{k}" for k in ks for w in ("pass", "worst")])})
-    totals = torch.tensor([sums.get(k, [0.0, 0]) for k in keys], dtype=torch.float64)
+    totals = torch.tensor([sums.get(k, [0.0, 0]) for k in keys], dtype=torch.float64,
+                          device=device)
     if world > 1:
         dist.all_reduce(totals)
     return {k: s / n for k, (s, n) in zip(keys, totals.tolist()) if n}
@@ -492,13 +496,16 @@ def evaluate(model, tok, eval_sets: dict, a, step: int, seed: int, eos, vocab, d
 
 
 def trainer_tensors(model, opt, fsdp: bool) -> dict:
-    """fp32 weights and AdamW moments by parameter name, full (unsharded), on the CPU."""
+    """fp32 weights and AdamW moments by parameter name, full (unsharded), on the CPU; under
+    FSDP every rank takes part and rank 0 alone receives them (the others get None)."""
     names = [n for n, p in inner(model).named_parameters() if p.requires_grad]
-    if fsdp:                                                 # every rank takes part
+    if fsdp:
         from torch.distributed.checkpoint.state_dict import (
             StateDictOptions, get_model_state_dict, get_optimizer_state_dict)
         o = StateDictOptions(full_state_dict=True, cpu_offload=True)
         msd, osd = get_model_state_dict(model, options=o), get_optimizer_state_dict(model, opt, options=o)
+        if not msd:                                          # gathered on rank 0 only
+            return None
         return {"params": {n: msd[n].float() for n in names}, "adam": {n: osd["state"][n] for n in names}}
     masters = opt.param_groups[0]["params"]
     return {"params": {n: m.detach().float().cpu() for n, m in zip(names, masters)},
@@ -524,15 +531,16 @@ def load_trainer_tensors(model, opt, saved: dict, fsdp: bool):
             opt.state[m] = {k: v.to(m.device) for k, v in saved["adam"][n].items()}
 
 
-def save_checkpoint(out_dir, model, tok, opt, state: dict, rank: int, fsdp: bool) -> str:
-    """Write out_dir/checkpoint atomically: a crash mid-write leaves the previous one."""
+def save_checkpoint(out_dir, model, tok, opt, state: dict, rank: int, fsdp: bool,
+                    dtype: torch.dtype) -> str:
+    """Write out_dir/checkpoint atomically: a crash mid-write leaves the previous one. The
+    weights go to a transformers folder in `dtype`; trainer.pt keeps the fp32 masters."""
     tensors = trainer_tensors(model, opt, fsdp)
     final, tmp, old = (os.path.join(out_dir, n) for n in ("checkpoint", "checkpoint.tmp",
                                                            "checkpoint.old"))
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        dtype = next(inner(model).parameters()).dtype if not fsdp else None
-        inner(model).save_pretrained(tmp, state_dict={n: t.to(dtype or t.dtype)
+        inner(model).save_pretrained(tmp, state_dict={n: t.to(dtype)
                                                        for n, t in tensors["params"].items()})
         tok.save_pretrained(tmp)
         torch.save({**tensors, **state}, os.path.join(tmp, "trainer.pt"))
@@ -572,8 +580,6 @@ def main(argv=None) -> int:
         if a.memory_plan:
             return print_memory_plan(a)
         rank, world, device = setup_ranks(a)
-        if a.batch % (world * a.group):
-            raise CLIError(f"--batch {a.batch} is not divisible by {world} ranks x --group {a.group}")
         dtype = {"auto": torch.bfloat16 if device.startswith("cuda") else torch.float32,
                  "bfloat16": torch.bfloat16, "float32": torch.float32}[a.dtype]
         fsdp = world > 1 and a.parallel == "fsdp"
@@ -669,6 +675,8 @@ def run(a, model, tok, train, eval_sets, rank, world, device, dtype, fsdp) -> in
     if kl_coef:
         ref = load_model(a.model, dtype, device)[0].eval().requires_grad_(False)
     model = wrap_ranks(model, a, world, device)
+    if ref is not None and fsdp:
+        ref = wrap_ranks(ref, a, world, device)              # sharded too: it only runs forwards
     opt = (torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01) if fsdp
            else master_adamw(inner(model), a.lr))
     step, order, pos, evaluated = 0, list(range(len(train))), 0, False
@@ -685,7 +693,7 @@ def run(a, model, tok, train, eval_sets, rank, world, device, dtype, fsdp) -> in
 
     def checkpoint():
         save_checkpoint(a.out, model, tok, opt, {"step": step, "order": order, "pos": pos,
-                                                 "world": world}, rank, fsdp)
+                                                 "world": world}, rank, fsdp, dtype)
 
     def sample_fn(policy, *args, **kwargs):
         with gathered(policy) as m:
@@ -740,7 +748,7 @@ def run(a, model, tok, train, eval_sets, rank, world, device, dtype, fsdp) -> in
             del roll                                       # the KV cache went with the rollout
             stats["perf/peak_mem_gb"] = (torch.cuda.max_memory_allocated() / 2**30
                                          if device.startswith("cuda") else None)
-            stats = reduce_stats(stats, world)
+            stats = reduce_stats(stats, world, device)
             step += 1
             log({"step": step, **stats})
             bar.update(1)

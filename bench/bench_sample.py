@@ -26,9 +26,11 @@ PRESETS = {  # name: Qwen2Config kwargs
 }
 
 
-def build(preset, device, dtype):
+def build(preset, device, dtype, layers=None):
+    """A random model of the preset's shape, cut to `layers` decoder layers if given."""
     from transformers import Qwen2Config, Qwen2ForCausalLM
-    cfg = Qwen2Config(max_position_embeddings=4096, **PRESETS[preset])
+    cfg = Qwen2Config(max_position_embeddings=4096, **{**PRESETS[preset],
+                                                        **({} if layers is None else {"num_hidden_layers": layers})})
     with torch.device(device):
         return Qwen2ForCausalLM(cfg).to(dtype).eval()
 

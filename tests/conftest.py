@@ -1,6 +1,8 @@
 import os
 import sys
 
+import string
+
 import pytest
 import torch
 
@@ -38,3 +40,35 @@ def tiny_gpt2():
         model.lm_head.weight.mul_(8.0)
         model.transformer.wpe.weight.mul_(20.0)   # make positions matter a lot
     return model
+
+
+CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
+        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+
+
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory):
+    """A tiny random Qwen2 and a character tokenizer with a chat template, saved like a
+    downloaded model (padded lm_head rows, like Qwen)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    chars = sorted(set(string.printable) - set("\x0b\x0c"))
+    vocab = {t: i for i, t in enumerate(specials + chars + ["<unk>"])}
+    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tk.decoder = decoders.Fuse()
+    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>",
+                                  pad_token="<|endoftext|>", unk_token="<unk>",
+                                  additional_special_tokens=specials[1:2])
+    tok.chat_template = CHAT
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=len(vocab) + 6, hidden_size=32, intermediate_size=64,
+                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                      max_position_embeddings=1024, eos_token_id=vocab["<|im_end|>"],
+                      pad_token_id=vocab["<|endoftext|>"])   # padded lm_head, like Qwen
+    d = tmp_path_factory.mktemp("tiny-qwen")
+    Qwen2ForCausalLM(cfg).save_pretrained(d)
+    tok.save_pretrained(d)
+    return str(d)

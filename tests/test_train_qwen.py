@@ -2,42 +2,11 @@
 saved to a temporary folder like a downloaded model; no network."""
 import json
 import os
-import string
 
 import pytest
 import torch
 
 import train_qwen as tq
-
-CHAT = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
-
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    chars = sorted(set(string.printable) - set("\x0b\x0c"))
-    vocab = {t: i for i, t in enumerate(specials + chars + ["<unk>"])}
-    tk = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
-    tk.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tk.decoder = decoders.Fuse()
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>",
-                                  pad_token="<|endoftext|>", unk_token="<unk>",
-                                  additional_special_tokens=specials[1:2])
-    tok.chat_template = CHAT
-    torch.manual_seed(0)
-    cfg = Qwen2Config(vocab_size=len(vocab) + 6, hidden_size=32, intermediate_size=64,
-                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=1024, eos_token_id=vocab["<|im_end|>"],
-                      pad_token_id=vocab["<|endoftext|>"])   # padded lm_head, like Qwen
-    d = tmp_path_factory.mktemp("tiny-qwen")
-    Qwen2ForCausalLM(cfg).save_pretrained(d)
-    tok.save_pretrained(d)
-    return str(d)
-
 
 DATA = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data",
                     "sample_math.jsonl")
@@ -113,7 +82,7 @@ def test_load_problems_fields_and_skips(tmp_path):
 
 @pytest.mark.parametrize("extra,message", [
     (["--train", "missing.jsonl"], "missing.jsonl: no such file"),
-    (["--batch", "10"], "not divisible by --group"),
+    (["--batch", "10"], "rank(s) x --group 4"),
     (["--eval-k", "1,8"], "cannot exceed --eval-n"),
     (["--device", "cuda"], "no CUDA device"),
     (["--tau-min", "2.0"], "tau_min <= tau_max"),
