@@ -25,28 +25,25 @@ import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, LogitsProcessor, StaticCache
 
-# =====================================================================================
-# 1. The EAD temperature schedule (eq. 1-2)
-# =====================================================================================
+# === 1. The EAD temperature schedule (eq. 1-2) ===========================================
 
 
 def ead_schedule(num_tokens: int, step: int = 0, *, tau_max: float = 1.2, tau_min: float = 0.1,
                  d0: float = 500.0, alpha: float = 100.0, d_max: float = 800000.0,
                  c: int = 10) -> torch.Tensor:
-    """Temperature tau_t for answer tokens t = 0..num_tokens-1 at training step `step`.
+    """Temperature tau_t of answer tokens t = 0..num_tokens-1 at training step `step`.
 
-    d is measured in TOKENS. The released code writes exp(t / (20 * decay_freq)) with
-    decay_freq = 25 (+5 per step), i.e. d0 = 20 * 25 = 500 and alpha = 20 * 5 = 100 here.
+    d is in TOKENS: the released code's exp(t / (20 * decay_freq)) with decay_freq = 25
+    (+5 per step) is d0 = 500 and alpha = 100 here.
     """
-    rules = {"num_tokens >= 0": num_tokens >= 0, "step >= 0": step >= 0,
+    rules = {"num_tokens >= 0": num_tokens >= 0, "step >= 0": step >= 0, "c >= 0": c >= 0,
              "tau_min > 0": tau_min > 0, "tau_min <= tau_max": tau_min <= tau_max,
-             "d0 > 0 (tokens)": d0 > 0, "alpha >= 0": alpha >= 0,
-             "d_max > 0 (tokens)": d_max > 0, "c >= 0": c >= 0}
-    for rule, ok in rules.items():
-        if not ok:
-            raise ValueError(f"the EAD schedule needs {rule}; got num_tokens={num_tokens}, "
-                             f"step={step}, tau_max={tau_max}, tau_min={tau_min}, d0={d0}, "
-                             f"alpha={alpha}, d_max={d_max}, c={c}")
+             "d0 > 0": d0 > 0, "alpha >= 0": alpha >= 0, "d_max > 0": d_max > 0}
+    bad = [rule for rule, ok in rules.items() if not ok]
+    if bad:
+        raise ValueError(f"the EAD schedule needs {bad[0]} (d0, d_max in tokens); got "
+                         f"tau_max={tau_max}, tau_min={tau_min}, d0={d0}, alpha={alpha}, "
+                         f"d_max={d_max}, c={c}, step={step}, num_tokens={num_tokens}")
     d_s = min(d0 + alpha * step, d_max)                     # eq. 2: d grows with the step
     t = torch.arange(num_tokens, dtype=torch.float64)
     tau = (1.0 + tau_max - torch.exp(t / d_s)).clamp(min=tau_min)  # eq. 1 (exp -> inf is fine)
@@ -66,9 +63,7 @@ def decoding(name: str, num_tokens: int, step: int = 0, **ead_kwargs) -> torch.T
     return torch.full((num_tokens,), float(m[1]))
 
 
-# =====================================================================================
-# 2. The annealed sampler over the KV cache (eq. 3)
-# =====================================================================================
+# === 2. The annealed sampler over the KV cache (eq. 3) ===================================
 
 
 class Rollout(NamedTuple):
@@ -97,10 +92,6 @@ def _cache_kwarg(model) -> str:
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
-def _eos_list(eos_token_id) -> list[int]:
-    return [eos_token_id] if isinstance(eos_token_id, int) else list(eos_token_id)
-
-
 @torch.no_grad()
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
            temperatures: torch.Tensor, *, eos_token_id, pad_token_id: int,
@@ -108,14 +99,12 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
            static_cache: bool = False, decode_step: Callable | None = None) -> Rollout:
     """Sample up to T answer tokens for a left-padded batch of prompts (B, L).
 
-    Token t of row b is drawn from softmax(logits_t / temperatures[b, t]) (eq. 3; no top-k or
-    top-p, which would change mu); temperature 0 is greedy, an exact argmax. `temperatures` is
-    (T,) for one schedule or (B, T) for one per row. The loop stops once every row has emitted
-    an EOS, so the Rollout's width is the number of steps taken. `generator` (on the model's
-    device) makes the draw reproducible; `vocab_size` masks lm_head rows past the tokenizer.
-    static_cache preallocates the KV cache for L + T positions, so every decode step has one
-    shape and nothing is concatenated; `decode_step` (e.g. torch.compile(model)) replaces the
-    model on those fixed-shape steps.
+    Token t of row b comes from softmax(logits_t / temperatures[b, t]) (eq. 3; no top-k/top-p,
+    which would change mu); temperature 0 is greedy, an exact argmax. `temperatures` is (T,),
+    or (B, T) for one schedule per row. The loop stops once every row has emitted an EOS.
+    `generator` (on the model's device) makes draws reproducible; `vocab_size` masks lm_head
+    rows past the tokenizer. static_cache preallocates L + T positions, so every decode step
+    has one shape; `decode_step` (e.g. torch.compile(model)) then runs those steps.
     """
     (B, L), device = input_ids.shape, input_ids.device
     temperatures = temperatures.to(device).float().expand(B, -1)     # (B, T)
@@ -123,7 +112,7 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     greedy = temperatures == 0                               # (B, T): tau = 0 is an argmax
     inv_tau = 1.0 / temperatures.masked_fill(greedy, 1.0)   # (B, T), one division per call
     any_greedy = bool(greedy.any())
-    eos = torch.tensor(_eos_list(eos_token_id), device=device)
+    eos = torch.tensor(eos_token_id, device=device).view(-1)  # one id or several
     cache_kw = _cache_kwarg(model)
     cache = (StaticCache(config=model.config, max_cache_len=L + T) if static_cache
              else DynamicCache(config=model.config))
@@ -174,18 +163,15 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                                                 for x in (logp_mu, logp_pi, entropy)))
 
 
-# =====================================================================================
-# 3. The same schedule inside model.generate
-# =====================================================================================
+# === 3. The same schedule inside model.generate ==========================================
 
 class EADLogitsProcessor(LogitsProcessor):
     """Divides the logits of answer token t by temperatures[t] inside model.generate.
 
-    Call generate with do_sample=True, temperature=1.0, top_k=0, top_p=1.0: transformers
-    otherwise applies top_k=50 silently, and the sampled tokens would not follow mu.
-    `prompt_length` is input_ids.shape[1] of the (left-padded) prompt batch. Past the end of
-    `temperatures` the last value is kept. With output_scores=True, generate's scores are
-    logits / tau_t, so log_softmax(scores) gives log mu exactly as `sample` records it.
+    Call generate with do_sample=True, temperature=1.0, top_k=0, top_p=1.0 (transformers
+    otherwise applies top_k=50, and samples would not follow mu). `prompt_length` is the
+    padded prompt width; past the end of `temperatures` the last value is kept. With
+    output_scores=True, log_softmax(scores) is log mu exactly as `sample` records it.
     """
 
     def __init__(self, temperatures: torch.Tensor, prompt_length: int,
@@ -194,8 +180,7 @@ class EADLogitsProcessor(LogitsProcessor):
             raise ValueError("temperatures must be > 0 (for greedy, call generate with "
                              "do_sample=False)")
         self.temperatures = torch.as_tensor(temperatures, dtype=torch.float32)
-        self.prompt_length = prompt_length
-        self.vocab_size = vocab_size
+        self.prompt_length, self.vocab_size = prompt_length, vocab_size
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
         t = min(input_ids.shape[1] - self.prompt_length, len(self.temperatures) - 1)
@@ -205,9 +190,7 @@ class EADLogitsProcessor(LogitsProcessor):
         return scores
 
 
-# =====================================================================================
-# 4. The scorer: log pi(y_t) of given answers (eq. 3), chunked over positions
-# =====================================================================================
+# === 4. The scorer: log pi(y_t) of given answers (eq. 3), chunked over positions =========
 
 
 def _slice_logits(hidden, head, inv_tau, vocab_size) -> torch.Tensor:
@@ -252,12 +235,13 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     """log-softmax(logits / tau_t) at `tokens` (B, T), in fp32, micro_batch rows at a time.
 
     The body runs once per micro-batch; the vocabulary projection runs on slices of about
-    `chunk_tokens` (row, position) pairs, so neither the forward nor the backward ever holds
-    the (rows, T, V) logits: at Qwen's 151,936-token vocabulary they take 0.6 MB per answer
-    token in fp32. Position ids come from the attention mask exactly as in `sample`. Returns
-    logp (B, T) and, with with_entropy, the (detached) entropy of the same distributions.
+    `chunk_tokens` (row, position) pairs, so neither pass holds the (rows, T, V) logits (0.6 MB
+    per answer token in fp32 at Qwen's 151,936 tokens). Position ids come from the attention
+    mask as in `sample`. With with_entropy, also the (detached) entropy of each distribution.
     """
     B, T = tokens.shape
+    if T == 0:                                               # nothing to score
+        return (tokens.float(), tokens.float()) if with_entropy else tokens.float()
     base = getattr(model, "module", model)                   # (DDP wraps the model)
     head, states = base.get_output_embeddings(), []
     # the body's last hidden states, taken on their way to the head: the model itself runs
@@ -268,12 +252,10 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     for rows in torch.arange(B, device=tokens.device).split(micro_batch):
         ids = torch.cat([input_ids[rows], tokens[rows]], 1)                       # (b, L + T)
         am = torch.cat([attention_mask[rows].long(), mask[rows].long()], 1)
-        out = model(input_ids=ids, attention_mask=am, position_ids=positions_from_mask(am),
-                    use_cache=False, logits_to_keep=1)
+        model(input_ids=ids, attention_mask=am, position_ids=positions_from_mask(am),
+              use_cache=False, logits_to_keep=1)
         hidden = states.pop()[:, -T - 1:-1]                  # (b, T, H): states predicting y_t
         c = max(1, chunk_tokens // len(rows))                # positions per slice
-        # zero times the model's own output keeps it in the graph: a wrapper that hooks the
-        # model's backward (FSDP reduces the embedding's gradients there) sees it run
         parts, part_ents = [], []
         for s in range(0, T, c):
             h, it = hidden[:, s:s + c], None if inv_tau is None else inv_tau[s:s + c]
@@ -283,16 +265,14 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 with torch.no_grad():
                     p = F.softmax(_slice_logits(h, head, it, vocab_size), -1)
                     part_ents.append(torch.special.entr(p).sum(-1))
-        logps.append(torch.cat(parts, 1) + 0.0 * out.logits[:, :, :1].float().sum())
-        ents.append(torch.cat(part_ents, 1) if part_ents else None)
+        logps.append(torch.cat(parts, 1))
+        ents.append(torch.cat(part_ents, 1) if with_entropy else None)
     hook.remove()
     logp = torch.cat(logps).where(mask, torch.zeros((), device=tokens.device))
     return (logp, torch.cat(ents)) if with_entropy else logp
 
 
-# =====================================================================================
-# 5. The update: group advantages and the truncated-IS clipped loss (eq. 4-7)
-# =====================================================================================
+# === 5. The update: group advantages and the truncated-IS clipped loss (eq. 4-7) =========
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6) -> torch.Tensor:
@@ -315,10 +295,9 @@ def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tenso
     """Token-level clipped policy loss with truncated importance sampling (eq. 5-7).
 
     logp, logp_old, logp_mu, mask: (B, T); advantages: (B,). `num_tokens` is the token-mean
-    normaliser: pass the mask sum of the whole mini-batch when accumulating micro-batches.
-    tis_level="token" (all released code) weights each token by min(pi_old/mu, C);
-    "sequence" (the paper's formula) weights every token of an answer by one
-    min(prod_t pi_old/mu, C). Returns (loss, stats) with stats as plain floats.
+    normaliser (the mask sum of the whole mini-batch when micro-batches accumulate).
+    tis_level "token" (the released code) or "sequence" (the paper's formula, eq. 6').
+    Returns (loss, stats) with stats as plain floats.
     """
     if tis_level not in ("token", "sequence"):
         raise ValueError(f"tis_level must be 'token' or 'sequence', got {tis_level!r}")
@@ -344,26 +323,18 @@ def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tenso
         kl = torch.exp(d) - d - 1.0                          # eq. 7: k3 estimator
         per_token = per_token + kl_coef * kl
     loss = (per_token * m).sum() / n                         # eq. 7: token mean
-    with torch.no_grad():
-        tot = m.sum().clamp(min=1.0)
-        clipped = (pg2 > pg1).float() * m
-        stats = {
-            "clip_frac_low": float((clipped * (ratio < 1.0).float()).sum() / tot),
-            "clip_frac_high": float((clipped * (ratio > 1.0).float()).sum() / tot),
-            "tis_trunc_frac": float(((torch.exp(log_w) > tis_cap).float() * m).sum() / tot)
-                              if tis_cap is not None else 0.0,
-            "tis_weight_mean": float((w * m).sum() / tot),
-            "mu_gap": float(((logp_old - logp_mu).abs() * m).sum() / tot),
-            "ratio_mean": float((ratio * m).sum() / tot),
-            "kl": float((kl * m).sum() / tot),
-            "tokens": float(m.sum()),
-        }
+    with torch.no_grad():                                    # token means of the step's health
+        avg = lambda x: float((x * m).sum() / m.sum().clamp(min=1.0))   # noqa: E731
+        clipped = (pg2 > pg1).float()
+        stats = {"clip_frac_low": avg(clipped * (ratio < 1.0)),
+                 "clip_frac_high": avg(clipped * (ratio > 1.0)),
+                 "tis_trunc_frac": avg(torch.exp(log_w) > tis_cap) if tis_cap is not None else 0.0,
+                 "tis_weight_mean": avg(w), "mu_gap": avg((logp_old - logp_mu).abs()),
+                 "ratio_mean": avg(ratio), "kl": avg(kl), "tokens": float(m.sum())}
     return loss, stats
 
 
-# =====================================================================================
-# 6. Metrics (eq. 8)
-# =====================================================================================
+# === 6. Metrics (eq. 8) ==================================================================
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -387,21 +358,16 @@ def worst_at_k(n: int, c: int, k: int) -> float:
 def maj_at_k(answers: Sequence, correct: Sequence[bool]) -> float:
     """1.0 if the most frequent non-empty answer (ties: the earliest) is correct, else 0.0."""
     votes = Counter(a for a in answers if a is not None and a != "")
-    if not votes:
-        return 0.0
-    top = max(votes.values())
-    winner = next(a for a in answers if votes.get(a) == top)
-    return float(correct[list(answers).index(winner)])
+    top = max(votes.values(), default=0)
+    winner = next((i for i, a in enumerate(answers) if top and votes.get(a) == top), None)
+    return 0.0 if winner is None else float(correct[winner])
 
 
 def per_problem_metrics(correct: Sequence[Sequence[bool]], ks: Sequence[int] = (),
                         votes: Sequence[Sequence] | None = None) -> dict[str, list[float]]:
-    """Each problem's mean@n, pass@k, worst@k (k <= n) and maj@n, from its n verdicts (eq. 8).
-
-    Lists, not means, so that a caller can average them, sum them across ranks or bootstrap
-    them. `votes` holds one answer key per sample (equivalent answers share a key) for maj@n;
-    with n = 1 (greedy) only "acc" is returned.
-    """
+    """Each problem's mean@n, pass@k, worst@k (k <= n) and maj@n from its n verdicts (eq. 8):
+    lists, to average, sum over ranks or bootstrap. `votes`: one answer key per sample
+    (equivalent answers share one) for maj@n. With n = 1 (greedy) only "acc"."""
     n = len(correct[0])
     if any(len(c) != n for c in correct):
         raise ValueError("every problem needs the same number of samples")
@@ -428,18 +394,15 @@ def entropy_buckets(entropy: torch.Tensor, mask: torch.Tensor,
     return out
 
 
-# =====================================================================================
-# 7. One RL step: rollout -> rewards -> advantages -> old log-probs -> update
-# =====================================================================================
+# === 7. One RL step: rollout -> rewards -> advantages -> old log-probs -> update =========
 
 
 def old_logprobs(policy, input_ids, attention_mask, roll: Rollout, rows: torch.Tensor, *,
                  micro_batch: int = 8, vocab_size: int | None = None, chunk_tokens: int = 256,
                  ref_model=None):
-    """log pi_old of the sampled answers (eq. 5's denominator) and, given a reference model,
-    log pi_ref (eq. 7's KL), no grad. Only `rows` (bool, (N,)) are scored by a fresh forward
-    with the numerics of the update (in bf16 the sampler's cached logits differ by ~1e-2);
-    the other rows keep the sampler's own tau = 1 log-probs, which are never used."""
+    """log pi_old (eq. 5) and, with a reference model, log pi_ref (eq. 7), no grad. `rows`
+    (bool, (N,)) get a fresh forward with the update's numerics (in bf16 the sampler's cached
+    logits differ by ~1e-2); the others keep the sampler's tau = 1 log-probs, never used."""
     kw = dict(micro_batch=micro_batch, vocab_size=vocab_size, chunk_tokens=chunk_tokens)
     logp_old, logp_ref = roll.logp_pi.clone(), None
     with torch.no_grad():
@@ -466,13 +429,11 @@ def update(policy, optimizer, input_ids, attention_mask, roll: Rollout, advantag
            logp_old, *, rows: torch.Tensor, logp_ref=None, num_minibatches: int = 4,
            micro_batch: int = 8, max_grad_norm: float = 1.0, vocab_size: int | None = None,
            chunk_tokens: int = 256, mean_over_ranks: Callable | None = None, **loss_kwargs) -> dict:
-    """num_minibatches optimiser steps over the N answers (eq. 5-7), each accumulated over
-    micro-batches of `rows` (bool, (N,): the rows with signal; the others have zero gradient
-    and are skipped), with the token mean taken over the whole mini-batch. `mean_over_ranks`
-    (data parallel only) averages a count over ranks: DDP and FSDP average gradients over
-    ranks, so normalising by the mean count gives the token mean of the global mini-batch;
-    ranks then score every row, so that they run the same forwards in lockstep (rows
-    without signal add exactly zero). Returns summed stats."""
+    """num_minibatches optimiser steps over N answers (eq. 5-7), each accumulated over
+    micro-batches of the `rows` with signal (bool, (N,); the others have zero gradient),
+    with the token mean over the whole mini-batch. Data parallel: `mean_over_ranks` averages
+    a count over ranks, and since DDP/FSDP average gradients, normalising by the mean count
+    is the global token mean; ranks then score every row, to run the same forwards."""
     N = roll.tokens.shape[0]
     if N % num_minibatches:
         raise ValueError(f"{N} answers do not split into {num_minibatches} mini-batches")
@@ -505,28 +466,25 @@ def update(policy, optimizer, input_ids, attention_mask, roll: Rollout, advantag
     return sums
 
 
-LOSS_KEYS = ("clip_frac_low", "clip_frac_high", "tis_trunc_frac", "tis_weight_mean", "mu_gap",
-             "ratio_mean", "kl")
-
-
 def step_stats(roll: Rollout, rewards, temperatures, group_size: int, sums: dict,
                t_rollout: float, t_update: float) -> dict:
     """The step's log line; the same keys every step (None where nothing was measured)."""
-    n_up, tok = sums["updates"], sums.get("tokens", 0.0)
-    stats = {f"loss/{k}": sums[k] / tok if tok else None for k in LOSS_KEYS}
-    answer_tokens = float(roll.mask.sum())
-    width = max(roll.tokens.shape[1], 1)
+    n_up, tok, answer_tokens = sums["updates"], sums.get("tokens", 0.0), float(roll.mask.sum())
+    temperatures = temperatures[..., :max(roll.tokens.shape[1], 1)]   # the steps taken
+    stats = {f"loss/{k}": sums[k] / tok if tok else None for k in (
+        "clip_frac_low", "clip_frac_high", "tis_trunc_frac", "tis_weight_mean", "mu_gap",
+        "ratio_mean", "kl")}
     stats.update({
         "loss/pg_loss": sums["loss"] / n_up if n_up else None,
         "loss/grad_norm": sums["grad_norm_sum"] / n_up if n_up else None,
         "loss/updates": n_up,
         "rollout/reward": float(rewards.mean()),
-        "rollout/answer_len": float(roll.mask.sum(1).float().mean()),
+        "rollout/answer_len": answer_tokens / roll.tokens.shape[0],
         "rollout/tokens": int(answer_tokens),
         "rollout/zero_var_groups": float((rewards.view(-1, group_size).std(-1) == 0).float()
                                          .mean()) if group_size > 1 else 1.0,
-        "rollout/tau_max": float(temperatures[..., :width].max()),
-        "rollout/tau_min": float(temperatures[..., :width].min()),
+        "rollout/tau_max": float(temperatures.max()),
+        "rollout/tau_min": float(temperatures.min()),
         "perf/rollout_tok_s": answer_tokens / max(t_rollout, 1e-9),
         "perf/update_tok_s": tok / t_update if n_up else None,   # tokens actually updated
         **entropy_buckets(roll.entropy, roll.mask),
@@ -544,13 +502,10 @@ def rl_step(policy, optimizer, input_ids: torch.Tensor, attention_mask: torch.Te
             max_grad_norm: float = 1.0, recompute_old: bool = True, tis_level: str = "token",
             chunk_tokens: int = 256, mean_over_ranks: Callable | None = None,
             sample_fn: Callable = sample):
-    """One training step of TIS-DAPO (or GRPO with kl_coef > 0) on P prompts (P, L).
-
-    Every prompt is answered group_size times by the annealed sampler (behaviour policy mu);
-    reward_fn(rollout) -> (P * group_size,) rewards. Returns (stats, rollout, rewards).
-    `mean_over_ranks` is the data-parallel hook of `update`; `sample_fn` stands in for
-    `sample` (same arguments), e.g. to pick its cache or to gather sharded weights first.
-    """
+    """One step of TIS-DAPO (GRPO with kl_coef > 0) on P prompts (P, L): each is answered
+    group_size times by the sampler (mu); reward_fn(rollout) -> (P * group_size,) rewards.
+    `sample_fn` stands in for `sample` (e.g. to gather sharded weights first);
+    `mean_over_ranks` is update's data-parallel hook. Returns (stats, rollout, rewards)."""
     ids = input_ids.repeat_interleave(group_size, 0)          # (N, L): rows of a group adjacent
     am = attention_mask.repeat_interleave(group_size, 0)
     was_training = policy.training

@@ -107,6 +107,7 @@ def parse_args(argv=None):
     g.add_argument("--resume", action="store_true", help="continue from --out/checkpoint")
     g.add_argument("--memory-plan", action="store_true",
                    help="print the memory plan of these settings (needs only --model's config) and exit")
+    g.add_argument("--plan-prompt-len", type=int, default=256, help="prompt tokens assumed by the plan")
     g.add_argument("--parallel", default="fsdp", choices=["fsdp", "ddp"],
                    help="under torchrun: FSDP2 shards weights, grads and AdamW; DDP replicates")
     g.add_argument("--dist-timeout", type=float, default=1800,
@@ -252,6 +253,11 @@ def load_model(path: str, dtype: torch.dtype = torch.float32, device: str = "cpu
     return model.to(device), tok
 
 
+def fused_adamw(params, lr: float, weight_decay: float = 0.01) -> torch.optim.Optimizer:
+    # one kernel per step and no temporaries the size of a parameter (the plan counts none)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+
+
 def master_adamw(model, lr: float, weight_decay: float = 0.01) -> torch.optim.Optimizer:
     """AdamW whose state and weights live in fp32 copies of a bf16 model's parameters.
 
@@ -262,9 +268,9 @@ def master_adamw(model, lr: float, weight_decay: float = 0.01) -> torch.optim.Op
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if all(p.dtype == torch.float32 for p in params):
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+        return fused_adamw(params, lr, weight_decay)
     masters = [p.detach().float().clone() for p in params]
-    opt = torch.optim.AdamW(masters, lr=lr, weight_decay=weight_decay)
+    opt = fused_adamw(masters, lr, weight_decay)
 
     def grads_in(optimizer, args, kwargs):
         for p, m in zip(params, masters):
@@ -288,57 +294,61 @@ def enable_checkpointing(model):
     fn()
 
 
-def memory_plan(cfg, a, dtype_bytes: int, prompt_len: int, world: int = 1,
-                parallel: str = "single", checkpointing: bool = True) -> dict:
-    """Bytes per rank of each resident and transient buffer of a step; "peak" is their max.
+def memory_plan(cfg, *, batch: int, prompt_len: int, max_new_tokens: int, micro_batch: int,
+                logits_chunk: int, dtype_bytes: int, checkpointing: bool, world: int = 1,
+                parallel: str = "single") -> dict:
+    """Bytes per rank of every buffer a training step holds, and of each phase's peak.
 
-    The terms: weights (dtype), fp32 masters and AdamW's two moments (for a bf16 model; an
-    fp32 model is its own master), gradients (bf16 while accumulating, then fp32 at the
-    step), the KV cache of the rollout, the sampler's per-step (batch, vocabulary) fp32
-    buffers, the scorer's logits slice, and the update's activations. FSDP divides weights,
-    masters, AdamW and gradients by the rank count and adds the largest gathered layer.
+    P parameters; D bytes per weight (2: bf16 weights with fp32 masters, 4: fp32). Resident:
+    the weights, the fp32 masters (bf16 only) and AdamW's two fp32 moments. The rollout adds
+    the KV cache and the sampler's (rows, vocabulary) fp32 buffers; the update adds the
+    gradients (in the weights' dtype), the activations of one micro-batch and the scorer's
+    vocabulary slices; the optimiser step swaps the bf16 gradients for fp32 ones. FSDP
+    divides what it shards by the rank count, and gathers the whole model (in D bytes) for
+    the rollout and two layers at a time for the update.
     """
     H, V, L = cfg.hidden_size, cfg.vocab_size, cfg.num_hidden_layers
     heads = cfg.num_attention_heads
-    kv_dim = getattr(cfg, "num_key_value_heads", heads) * (getattr(cfg, "head_dim", None) or H // heads)
-    inter = getattr(cfg, "intermediate_size", 4 * H)
-    layer = 2 * H * H + 2 * H * kv_dim + 3 * H * inter + 2 * H + 2 * kv_dim + H   # + biases
+    kv = getattr(cfg, "num_key_value_heads", None) or heads
+    kv_dim = kv * (getattr(cfg, "head_dim", None) or H // heads)
+    inter = getattr(cfg, "intermediate_size", None) or 4 * H
+    layer = 2 * H * H + 2 * H * kv_dim + 3 * H * inter + 2 * H + H + 2 * kv_dim   # with biases
     embed = V * H * (1 if getattr(cfg, "tie_word_embeddings", False) else 2)
-    n_params = L * layer + embed + H
-    shard = world if parallel == "fsdp" else 1
-    rows = a.batch // world                                  # answers per rank
-    seq = prompt_len + a.max_new_tokens
-    b = a.micro_batch
-    mixed = dtype_bytes == 2
-    plan = {
-        "weights": n_params * dtype_bytes / shard,
-        "fp32 masters": n_params * 4 / shard if mixed else 0,
-        "AdamW moments (fp32)": n_params * 8 / shard,
-        "gradients": n_params * 4 / shard,                   # the fp32 copies at the step
-        "KV cache (rollout)": rows * seq * L * 2 * kv_dim * dtype_bytes,
-        "sampler step buffers": rows * V * 4 * 4,            # logits, log pi, log mu, cdf
-        "scorer logits slice": a.logits_chunk * V * 4 * 4,   # logits, softmax, their grads
-        "activations (update)": b * seq * H * dtype_bytes * (L if checkpointing else 18 * L)
-                                + b * seq * (6 * H + 3 * inter) * dtype_bytes,
+    P, D = L * layer + embed + H, dtype_bytes
+    fsdp = parallel == "fsdp"
+    N = world if fsdp else 1                                 # what FSDP divides by
+    rows, S = batch // world, prompt_len + max_new_tokens    # answers per rank, sequence
+    per_token_layer = (4 * inter + 12 * H) * D               # what one layer saves for backward
+    t = {
+        "weights": P * (4 if fsdp else D) / N,               # FSDP shards hold fp32 masters
+        "fp32 masters": P * 4 if D == 2 and not fsdp else 0,
+        "AdamW moments (fp32)": P * 8 / N,
+        "gradients, accumulating": P * (4 if fsdp else D) / N,
+        "gradients, fp32 at the step": P * 4 / N,
+        "KV cache (rollout)": rows * S * L * 2 * kv_dim * D,
+        "sampler buffers (rollout)": rows * V * 4 * 5,       # logits, log pi, log mu, exp, cdf
+        "gathered weights (FSDP rollout)": P * D if fsdp else 0,
+        "gathered layers (FSDP update)": (2 * layer + embed) * D if fsdp else 0,
+        "activations (update)": micro_batch * S * (L * H * D + per_token_layer if checkpointing
+                                                   else L * per_token_layer),
+        "scorer vocabulary slices": logits_chunk * V * 4 * 2,
     }
-    if parallel == "fsdp":
-        plan["gathered layer (FSDP)"] = 2 * layer * dtype_bytes
-    resident = plan["weights"] + plan["fp32 masters"] + plan["AdamW moments (fp32)"]
-    rollout = resident + plan["KV cache (rollout)"] + plan["sampler step buffers"]
-    update = (resident + n_params * dtype_bytes / shard + plan["scorer logits slice"]
-              + plan["activations (update)"] + plan.get("gathered layer (FSDP)", 0))
-    step = resident + plan["gradients"] + n_params * dtype_bytes / shard * (not mixed)
-    plan["peak"] = max(rollout, update, step)
-    plan["parameters"] = n_params
-    return plan
+    resident = t["weights"] + t["fp32 masters"] + t["AdamW moments (fp32)"]
+    phases = {
+        "rollout": resident + t["KV cache (rollout)"] + t["sampler buffers (rollout)"]
+                   + t["gathered weights (FSDP rollout)"],
+        "update": resident + t["gradients, accumulating"] + t["activations (update)"]
+                  + t["scorer vocabulary slices"] + t["gathered layers (FSDP update)"],
+        "optimizer step": resident + t["gradients, fp32 at the step"],
+    }
+    return {"parameters": P, "terms": t, "phases": phases, "peak": max(phases.values())}
 
 
 def format_plan(plan: dict, header: str) -> str:
-    lines = [header]
-    for k, v in plan.items():
-        if k != "parameters":
-            lines.append(f"  {k:28s} {v / 2**30:8.2f} GiB")
-    lines.append(f"  ({plan['parameters'] / 1e9:.2f} B parameters)")
+    lines = [header, f"  {plan['parameters'] / 1e9:.3f} B parameters"]
+    lines += [f"  {k:34s} {v / 2**30:8.2f} GiB" for k, v in plan["terms"].items() if v]
+    lines += [f"  peak of the {k:22s} {v / 2**30:8.2f} GiB" for k, v in plan["phases"].items()]
+    lines.append(f"  {'peak':34s} {plan['peak'] / 2**30:8.2f} GiB")
     return "\n".join(lines)
 
 
@@ -626,12 +636,15 @@ def print_memory_plan(a) -> int:
     cuda = a.device.startswith("cuda") or (a.device == "auto" and torch.cuda.is_available())
     dtype_bytes = 2 if a.dtype == "bfloat16" or (a.dtype == "auto" and cuda) else 4
     ckpt = a.grad_checkpointing == "on" or (a.grad_checkpointing == "auto" and cuda)
-    plan = memory_plan(cfg, a, dtype_bytes, prompt_len=256, world=world,
-                       parallel=a.parallel if world > 1 else "single", checkpointing=ckpt)
-    print(format_plan(plan, f"memory plan per rank ({world} rank(s), batch {a.batch}, "
-                            f"prompt 256 + {a.max_new_tokens} new tokens, micro-batch "
-                            f"{a.micro_batch}, {dtype_bytes * 8}-bit weights, "
-                            f"checkpointing {'on' if ckpt else 'off'}):"))
+    plan = memory_plan(cfg, batch=a.batch, prompt_len=a.plan_prompt_len,
+                       max_new_tokens=a.max_new_tokens, micro_batch=a.micro_batch,
+                       logits_chunk=a.logits_chunk, dtype_bytes=dtype_bytes,
+                       checkpointing=ckpt, world=world,
+                       parallel=a.parallel if world > 1 else "single")
+    print(format_plan(plan, f"memory plan per rank: {world} rank(s){' ' + a.parallel if world > 1 else ''}"
+                            f", batch {a.batch}, prompt {a.plan_prompt_len} + {a.max_new_tokens} "
+                            f"new tokens, micro-batch {a.micro_batch}, {dtype_bytes * 8}-bit "
+                            f"weights, checkpointing {'on' if ckpt else 'off'}"))
     return 0
 
 
@@ -643,8 +656,8 @@ def run(a, model, tok, train, eval_sets, rank, world, device, dtype, fsdp) -> in
     kl_coef = a.kl_coef if a.algo == "grpo" else 0.0         # eq. 7: GRPO's KL term only
     vocab = len(tok) if len(tok) < model.config.vocab_size else None   # padded lm_head rows
     gen_eos = model.generation_config.eos_token_id          # Qwen chat models end on <|im_end|>
-    eos = sorted({t for t in [tok.eos_token_id, *(ead._eos_list(gen_eos) if gen_eos is not None
-                                                   else [])] if t is not None})
+    gen_eos = [gen_eos] if isinstance(gen_eos, int) else list(gen_eos or [])
+    eos = sorted({t for t in [tok.eos_token_id, *gen_eos] if t is not None})
     decode_step = None
     if a.compile:                                            # fixed shapes: one graph, replayed
         decode_step = torch.compile(model, mode="reduce-overhead" if device.startswith("cuda")
@@ -677,8 +690,7 @@ def run(a, model, tok, train, eval_sets, rank, world, device, dtype, fsdp) -> in
     model = wrap_ranks(model, a, world, device)
     if ref is not None and fsdp:
         ref = wrap_ranks(ref, a, world, device)              # sharded too: it only runs forwards
-    opt = (torch.optim.AdamW(model.parameters(), lr=a.lr, weight_decay=0.01) if fsdp
-           else master_adamw(inner(model), a.lr))
+    opt = fused_adamw(model.parameters(), a.lr) if fsdp else master_adamw(inner(model), a.lr)
     step, order, pos, evaluated = 0, list(range(len(train))), 0, False
     random.Random(a.seed).shuffle(order)
     if a.resume:

@@ -23,6 +23,9 @@ PRESETS = {  # name: Qwen2Config kwargs
     "qwen1.5b": dict(vocab_size=151936, hidden_size=1536, intermediate_size=8960,
                      num_hidden_layers=28, num_attention_heads=12, num_key_value_heads=2,
                      tie_word_embeddings=True),
+    "qwen7b": dict(vocab_size=152064, hidden_size=3584, intermediate_size=18944,
+                   num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
+                   tie_word_embeddings=False),
 }
 
 
@@ -36,17 +39,21 @@ def build(preset, device, dtype, layers=None):
 
 
 @torch.no_grad()
-def bare_loop(model, ids, am, n_new):
-    """The same cached forwards as `sample`, with argmax instead of sampling and no log-probs."""
-    from transformers import DynamicCache
-    cache, kw = DynamicCache(config=model.config), ead._cache_kwarg(model)
-    pos = ead.positions_from_mask(am)
-    step = ids
-    for _ in range(n_new):
-        out = model(input_ids=step, attention_mask=am, position_ids=pos, use_cache=True,
-                    logits_to_keep=1, **{kw: cache})
+def bare_loop(model, ids, am, n_new, static_cache=False):
+    """The same cached forwards as `sample` (same cache, same mask buffer), with argmax
+    instead of sampling and no log-probs: the ceiling of any sampler."""
+    from transformers import DynamicCache, StaticCache
+    B, L = ids.shape
+    cache = (StaticCache(config=model.config, max_cache_len=L + n_new) if static_cache
+             else DynamicCache(config=model.config))
+    kw, full_mask = ead._cache_kwarg(model), torch.nn.functional.pad(am, (0, n_new))
+    pos, step = ead.positions_from_mask(am), ids
+    for t in range(n_new):
+        out = model(input_ids=step, position_ids=pos, use_cache=True, logits_to_keep=1,
+                    attention_mask=full_mask if static_cache else full_mask[:, :L + t],
+                    **{kw: cache})
         step = out.logits[:, -1].argmax(-1, keepdim=True)
-        am = torch.nn.functional.pad(am, (0, 1), value=1)
+        full_mask[:, L + t] = 1
         pos = pos[:, -1:] + 1
 
 
@@ -95,10 +102,16 @@ def main():
     taus = ead.ead_schedule(a.new_tokens, tau_max=1.2, tau_min=0.1, d0=a.new_tokens / 3, c=2)
     g = torch.Generator(device=a.device).manual_seed(0)
     no_eos = V + 1  # an id that is never sampled: every row decodes all new tokens
+
+    def sampler(static):
+        return lambda: ead.sample(model, ids, am, taus, eos_token_id=no_eos, pad_token_id=0,
+                                  generator=g, static_cache=static)
+
     runs = {
-        "bare loop (ceiling)": lambda: bare_loop(model, ids, am, a.new_tokens),
-        "ead.sample": lambda: ead.sample(model, ids, am, taus, eos_token_id=no_eos,
-                                         pad_token_id=0, generator=g),
+        "bare loop, dynamic": lambda: bare_loop(model, ids, am, a.new_tokens),
+        "ead.sample, dynamic": sampler(False),
+        "bare loop, static": lambda: bare_loop(model, ids, am, a.new_tokens, True),
+        "ead.sample, static": sampler(True),
         "model.generate": lambda: model.generate(
             input_ids=ids, attention_mask=am, do_sample=True, temperature=1.0, top_k=0,
             top_p=1.0, max_new_tokens=a.new_tokens, min_new_tokens=a.new_tokens,
@@ -112,9 +125,10 @@ def main():
           f"{a.new_tokens} new tokens")
     for name, r in res.items():
         print(f"  {name:22s} {r:12,.0f} tokens/s")
-    print(f"  sample / generate   = {res['ead.sample'] / res['model.generate']:.2f}x")
-    print(f"  sample / bare loop  = {res['ead.sample'] / res['bare loop (ceiling)']:.2f}x")
-
+    for cache in ("dynamic", "static"):
+        s = res[f"ead.sample, {cache}"]
+        print(f"  {cache:7s} cache: sample / generate = {s / res['model.generate']:.2f}x, "
+              f"sample / bare loop = {s / res[f'bare loop, {cache}']:.2f}x")
 
 if __name__ == "__main__":
     main()
