@@ -24,6 +24,7 @@ from typing import Callable, NamedTuple, Sequence
 import torch
 import torch.nn.functional as F
 from transformers import DynamicCache, LogitsProcessor, StaticCache
+from transformers.cache_utils import Cache, DynamicLayer
 
 # === 1. The EAD temperature schedule (eq. 1-2) ===========================================
 
@@ -87,6 +88,41 @@ def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
+class _GrowingLayer(DynamicLayer):
+    """One layer's KV cache, allocated once for all positions, that hands attention only the
+    filled prefix: no copy of the whole cache per token (DynamicCache concatenates), and no
+    attention over empty slots (StaticCache's fixed shape)."""
+
+    def __init__(self, max_len: int):
+        super().__init__()
+        self.max_len, self.filled = max_len, 0
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:                          # (B, heads, max_len, head_dim)
+            self.is_initialized, self.device = True, key_states.device
+            self.k_buf, self.v_buf = (x.new_empty(*x.shape[:2], self.max_len, x.shape[-1])
+                                      for x in (key_states, value_states))
+        n, self.filled = self.filled, self.filled + key_states.shape[-2]
+        self.k_buf[:, :, n:self.filled] = key_states
+        self.v_buf[:, :, n:self.filled] = value_states
+        self.keys, self.values = self.k_buf[:, :, :self.filled], self.v_buf[:, :, :self.filled]
+        return self.keys, self.values
+
+
+def kv_cache(model, kind: str, max_len: int):
+    """'growing' (preallocated, attention over what is filled), 'static' (one shape for every
+    decode step: what CUDA graphs need) or 'dynamic' (transformers' default: it concatenates)."""
+    cfg = model.config.get_text_config()
+    full = all(t == "full_attention" for t in getattr(cfg, "layer_types", None) or ["full_attention"])
+    if kind == "growing" and full:                           # sliding windows: the default
+        return Cache(layers=[_GrowingLayer(max_len) for _ in range(cfg.num_hidden_layers)])
+    if kind == "static":
+        return StaticCache(config=model.config, max_cache_len=max_len)
+    if kind not in ("growing", "dynamic"):
+        raise ValueError(f"unknown KV cache {kind!r}: use growing, static or dynamic")
+    return DynamicCache(config=model.config)
+
+
 def _cache_kwarg(model) -> str:
     # transformers renamed forward(past_key_values=) to forward(cache=) in 5.2x
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
@@ -96,15 +132,15 @@ def _cache_kwarg(model) -> str:
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
            temperatures: torch.Tensor, *, eos_token_id, pad_token_id: int,
            generator: torch.Generator | None = None, vocab_size: int | None = None,
-           static_cache: bool = False, decode_step: Callable | None = None) -> Rollout:
+           cache: str = "growing", decode_step: Callable | None = None) -> Rollout:
     """Sample up to T answer tokens for a left-padded batch of prompts (B, L).
 
     Token t of row b comes from softmax(logits_t / temperatures[b, t]) (eq. 3; no top-k/top-p,
     which would change mu); temperature 0 is greedy, an exact argmax. `temperatures` is (T,),
     or (B, T) for one schedule per row. The loop stops once every row has emitted an EOS.
     `generator` (on the model's device) makes draws reproducible; `vocab_size` masks lm_head
-    rows past the tokenizer. static_cache preallocates L + T positions, so every decode step
-    has one shape; `decode_step` (e.g. torch.compile(model)) then runs those steps.
+    rows past the tokenizer. `cache` is a kv_cache kind; with "static" every decode step has
+    one shape, and `decode_step` (e.g. torch.compile(model)) can run those steps.
     """
     (B, L), device = input_ids.shape, input_ids.device
     temperatures = temperatures.to(device).float().expand(B, -1)     # (B, T)
@@ -114,39 +150,39 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     any_greedy = bool(greedy.any())
     eos = torch.tensor(eos_token_id, device=device).view(-1)  # one id or several
     cache_kw = _cache_kwarg(model)
-    cache = (StaticCache(config=model.config, max_cache_len=L + T) if static_cache
-             else DynamicCache(config=model.config))
+    static, cache = cache == "static", kv_cache(model, cache, L + T)
     # the mask of every step is a view of one (B, L + T) buffer: answer slots are switched
-    # on as they are filled; a static cache sees all L + T slots, a dynamic one those so far
+    # on as they are filled; a static cache sees all L + T slots, the others those so far
     full_mask = F.pad(attention_mask.long(), (0, T))
     position_ids = positions_from_mask(full_mask[:, :L])     # the scorer uses the same ids
     step_ids, forward = input_ids, model                     # prefill: the whole prompt
     done = torch.zeros(B, dtype=torch.bool, device=device)
-    tokens, mask, logp_mu, logp_pi, entropy = [], [], [], [], []
+    # inverse-CDF sampling: one uniform per row and step, all drawn at once (torch.multinomial
+    # is ~8x slower on CPU); u in (0, 1] picks the first token whose cdf reaches u * total,
+    # which always has probability > 0
+    u = 1.0 - torch.rand(B, T, generator=generator, device=device)          # (B, T)
+    tokens, ended, logp_mu, logp_pi, entropy = [], [], [], [], []
     for t in range(T):
         out = forward(input_ids=step_ids, position_ids=position_ids, use_cache=True,
-                      attention_mask=full_mask if static_cache else full_mask[:, :L + t],
+                      attention_mask=full_mask if static else full_mask[:, :L + t],
                       logits_to_keep=1, **{cache_kw: cache})
         logits = out.logits[:, -1].float()                   # (B, V), never (B, L, V)
-        if vocab_size is not None:
-            logits[:, vocab_size:] = float("-inf")           # Qwen pads its lm_head
+        if vocab_size is not None:     # Qwen pads its lm_head; a finite floor keeps 0 * log 0
+            logits[:, vocab_size:] = -1e30                   # at 0 in the entropy below
         lp_pi = F.log_softmax(logits, dim=-1)                # (B, V) target policy, tau = 1
         lp_mu = F.log_softmax(logits * inv_tau[:, t, None], dim=-1)   # (B, V) behaviour, eq. 3
-        # inverse-CDF sampling: one uniform per row (torch.multinomial is ~8x slower on CPU);
-        # u lies in (0, total], so the first index whose cdf reaches u has probability > 0
         cdf = lp_mu.exp().cumsum(-1)                         # (B, V)
-        u = (1.0 - torch.rand(B, 1, generator=generator, device=device)) * cdf[:, -1:]
-        y = torch.searchsorted(cdf, u).squeeze(1)            # (B,)
+        y = torch.searchsorted(cdf, u[:, t, None] * cdf[:, -1:]).squeeze(1)   # (B,)
         lp_mu_y = lp_mu.gather(1, y[:, None]).squeeze(1)
         if any_greedy:                                       # tau = 0: mu is a point mass
             y = torch.where(greedy[:, t], logits.argmax(-1), y)
             lp_mu_y = lp_mu_y.masked_fill(greedy[:, t], 0.0)
         y = torch.where(done, pad_token_id, y)               # ended rows only emit pad
         tokens.append(y)
-        mask.append(~done)
+        ended.append(done)
         logp_mu.append(lp_mu_y)
         logp_pi.append(lp_pi.gather(1, y[:, None]).squeeze(1))
-        entropy.append(torch.special.entr(lp_pi.exp()).sum(-1))   # -sum p log p, 0 log 0 = 0
+        entropy.append((lp_pi.exp() * lp_pi).sum(-1).neg())  # -sum p log p of pi
         done = done | torch.isin(y, eos)
         if bool(done.all()) or t == T - 1:
             break
@@ -157,7 +193,7 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     if not tokens:                                           # zero temperatures: empty rollout
         e = torch.zeros(B, 0, device=device)
         return Rollout(e.long(), e.bool(), e, e.clone(), e.clone())
-    m = torch.stack(mask, 1)
+    m = ~torch.stack(ended, 1)                               # (B, T): up to each row's EOS
     zero = torch.zeros((), device=device)
     return Rollout(torch.stack(tokens, 1), m, *(torch.stack(x, 1).where(m, zero)
                                                 for x in (logp_mu, logp_pi, entropy)))

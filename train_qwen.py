@@ -45,8 +45,13 @@ class CLIError(Exception):
 # =====================================================================================
 
 
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):                                # one line, status 2, in main()
+        raise CLIError(message)
+
+
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="train_qwen.py", formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         description="RLVR with Exploratory Annealed Decoding: TIS-DAPO (or GRPO) on a causal LM "
                     "with transformers; one GPU, or N with torchrun (FSDP2 or DDP). Defaults "
@@ -73,10 +78,11 @@ def parse_args(argv=None):
     g.add_argument("--batch", type=int, default=512, help="answers per step, all ranks (prompts x group)")
     g.add_argument("--group", type=int, default=8, help="answers per prompt (n)")
     g.add_argument("--max-new-tokens", type=int, default=1024, help="answer length cap")
-    g.add_argument("--kv-cache", default="static", choices=["static", "dynamic"],
-                   help="static: preallocated, one shape per decode step; dynamic: grows")
+    g.add_argument("--kv-cache", default="growing", choices=["growing", "static", "dynamic"],
+                   help="growing: preallocated, attention over the filled part; static: one "
+                        "shape per decode step (for --compile); dynamic: transformers' default")
     g.add_argument("--compile", action="store_true",
-                   help="torch.compile the fixed-shape decode step (CUDA graphs on cuda)")
+                   help="torch.compile the decode step, CUDA graphs on cuda (needs --kv-cache static)")
     g = p.add_argument_group("update (README eq. 4-7)")
     g.add_argument("--algo", default="dapo", choices=["dapo", "grpo"],
                    help="dapo: clip 0.2/0.28, no KL; grpo: clip 0.2/0.2 + k3 KL to a frozen reference")
@@ -141,6 +147,8 @@ def check_args(a):
                         ("--dist-timeout", a.dist_timeout)):
         if not value > 0:
             raise CLIError(f"{flag} must be > 0, got {value}")
+    if a.compile and a.kv_cache != "static":
+        raise CLIError("--compile needs --kv-cache static: a graph replays one shape")
     if a.kl_coef < 0:
         raise CLIError(f"--kl-coef must be >= 0, got {a.kl_coef}")
     world = int(os.environ.get("WORLD_SIZE", 1))             # torchrun's rank count
@@ -662,7 +670,7 @@ def run(a, model, tok, train, eval_sets, rank, world, device, dtype, fsdp) -> in
     if a.compile:                                            # fixed shapes: one graph, replayed
         decode_step = torch.compile(model, mode="reduce-overhead" if device.startswith("cuda")
                                     else "default", dynamic=False)
-    sample_kwargs = dict(static_cache=a.kv_cache == "static", decode_step=decode_step)
+    sample_kwargs = dict(cache=a.kv_cache, decode_step=decode_step)
     log_path = os.path.join(a.out, "metrics.jsonl")
 
     def log(rec):

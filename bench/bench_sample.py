@@ -1,9 +1,9 @@
-"""Tokens/s of ead.sample vs model.generate vs a bare cached-forward loop (the ceiling).
+"""Tokens/s of ead.sample (each KV cache) vs model.generate vs a bare cached-forward loop.
 
     python bench/bench_sample.py                      # CPU, tiny Qwen2, batch 256
     python bench/bench_sample.py --device cuda --dtype bfloat16 --preset qwen1.5b --batch 64
 
-All three decode the same batch for the same number of new tokens (no EOS, so every row
+Every way decodes the same batch for the same number of new tokens (no EOS, so every row
 runs to the end); they are timed in turn, `--repeats` rounds, and each keeps its best time. Ratios are the
 numbers to quote: they come from one run on one machine.
 """
@@ -17,6 +17,7 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import ead  # noqa: E402
 
+CACHES = ("growing", "static", "dynamic")                  # ead.kv_cache kinds
 PRESETS = {  # name: Qwen2Config kwargs
     "tiny": dict(vocab_size=32, hidden_size=64, intermediate_size=256, num_hidden_layers=2,
                  num_attention_heads=4, num_key_value_heads=2),
@@ -39,19 +40,17 @@ def build(preset, device, dtype, layers=None):
 
 
 @torch.no_grad()
-def bare_loop(model, ids, am, n_new, static_cache=False):
+def bare_loop(model, ids, am, n_new, cache="growing"):
     """The same cached forwards as `sample` (same cache, same mask buffer), with argmax
     instead of sampling and no log-probs: the ceiling of any sampler."""
-    from transformers import DynamicCache, StaticCache
     B, L = ids.shape
-    cache = (StaticCache(config=model.config, max_cache_len=L + n_new) if static_cache
-             else DynamicCache(config=model.config))
-    kw, full_mask = ead._cache_kwarg(model), torch.nn.functional.pad(am, (0, n_new))
+    kv, kw = ead.kv_cache(model, cache, L + n_new), ead._cache_kwarg(model)
+    full_mask = torch.nn.functional.pad(am, (0, n_new))
     pos, step = ead.positions_from_mask(am), ids
     for t in range(n_new):
         out = model(input_ids=step, position_ids=pos, use_cache=True, logits_to_keep=1,
-                    attention_mask=full_mask if static_cache else full_mask[:, :L + t],
-                    **{kw: cache})
+                    attention_mask=full_mask if cache == "static" else full_mask[:, :L + t],
+                    **{kw: kv})
         step = out.logits[:, -1].argmax(-1, keepdim=True)
         full_mask[:, L + t] = 1
         pos = pos[:, -1:] + 1
@@ -103,21 +102,15 @@ def main():
     g = torch.Generator(device=a.device).manual_seed(0)
     no_eos = V + 1  # an id that is never sampled: every row decodes all new tokens
 
-    def sampler(static):
-        return lambda: ead.sample(model, ids, am, taus, eos_token_id=no_eos, pad_token_id=0,
-                                  generator=g, static_cache=static)
-
-    runs = {
-        "bare loop, dynamic": lambda: bare_loop(model, ids, am, a.new_tokens),
-        "ead.sample, dynamic": sampler(False),
-        "bare loop, static": lambda: bare_loop(model, ids, am, a.new_tokens, True),
-        "ead.sample, static": sampler(True),
-        "model.generate": lambda: model.generate(
-            input_ids=ids, attention_mask=am, do_sample=True, temperature=1.0, top_k=0,
-            top_p=1.0, max_new_tokens=a.new_tokens, min_new_tokens=a.new_tokens,
-            eos_token_id=no_eos, pad_token_id=0,
-            logits_processor=[ead.EADLogitsProcessor(taus, a.prompt_len)]),
-    }
+    runs = {}
+    for cache in CACHES:
+        runs[f"bare loop, {cache}"] = lambda c=cache: bare_loop(model, ids, am, a.new_tokens, c)
+        runs[f"ead.sample, {cache}"] = lambda c=cache: ead.sample(
+            model, ids, am, taus, eos_token_id=no_eos, pad_token_id=0, generator=g, cache=c)
+    runs["model.generate"] = lambda: model.generate(
+        input_ids=ids, attention_mask=am, do_sample=True, temperature=1.0, top_k=0, top_p=1.0,
+        max_new_tokens=a.new_tokens, min_new_tokens=a.new_tokens, eos_token_id=no_eos,
+        pad_token_id=0, logits_processor=[ead.EADLogitsProcessor(taus, a.prompt_len)])
     tok = a.batch * a.new_tokens
     res = {name: tok / t for name, t in race(runs, a.device, a.repeats).items()}
     dev = torch.cuda.get_device_name() if a.device == "cuda" else f"CPU x{a.threads} threads"
@@ -125,7 +118,7 @@ def main():
           f"{a.new_tokens} new tokens")
     for name, r in res.items():
         print(f"  {name:22s} {r:12,.0f} tokens/s")
-    for cache in ("dynamic", "static"):
+    for cache in CACHES:
         s = res[f"ead.sample, {cache}"]
         print(f"  {cache:7s} cache: sample / generate = {s / res['model.generate']:.2f}x, "
               f"sample / bare loop = {s / res[f'bare loop, {cache}']:.2f}x")

@@ -4,9 +4,9 @@
     python bench/gpu_qwen.py --device cpu --layers 2 --batch 8 --group 4 --prompt-len 32 \\
         --new-tokens 32 --micro-batch 4 --gen-batch 8 --gen-tokens 16 --skip-race   # CPU, cut down
 
-1. the sampling race (unless --skip-race): tokens/s of ead.sample with a dynamic and a static
-   KV cache (and, with --compile, a compiled fixed-shape decode step) vs model.generate with
-   EADLogitsProcessor, at one batch and length;
+1. the sampling race (unless --skip-race): tokens/s of ead.sample with each KV cache
+   (growing, static, dynamic; with --compile also a compiled fixed-shape decode step, CUDA
+   graphs on cuda) vs model.generate with EADLogitsProcessor, at one batch and length;
 2. training steps of ead.rl_step as train_qwen.py runs them (activation checkpointing, AdamW
    on fp32 masters for bf16 weights, 4 mini-batch updates, random 0/1 rewards so that every
    group has signal): the second step's wall time, tokens/s and peak memory, next to
@@ -75,7 +75,7 @@ def main():
     p.add_argument("--new-tokens", type=int, default=1024, help="answer tokens in the step")
     p.add_argument("--micro-batch", type=int, default=8, help="answers per forward/backward")
     p.add_argument("--logits-chunk", type=int, default=256, help="tokens per vocabulary slice")
-    p.add_argument("--kv-cache", default="static", choices=["static", "dynamic"],
+    p.add_argument("--kv-cache", default="growing", choices=["growing", "static", "dynamic"],
                    help="the rollout's KV cache in the training step")
     p.add_argument("--compile", action="store_true", help="also race a compiled decode step")
     p.add_argument("--repeats", type=int, default=3, help="rounds of the sampling race")
@@ -114,18 +114,19 @@ def main():
         taus = ead.ead_schedule(a.gen_tokens)
         g = torch.Generator(device=a.device).manual_seed(0)
 
-        def sampler(static, step=None):
+        def sampler(cache, step=None):
             return lambda: ead.sample(model, ids, am, taus, eos_token_id=never, pad_token_id=0,
-                                      generator=g, static_cache=static, decode_step=step)
+                                      generator=g, cache=cache, decode_step=step)
 
-        runs = {"dynamic": sampler(False), "static": sampler(True),
+        runs = {"growing": sampler("growing"), "static": sampler("static"),
+                "dynamic": sampler("dynamic"),
                 "generate": lambda: model.generate(
                     input_ids=ids, attention_mask=am, do_sample=True, temperature=1.0, top_k=0,
                     top_p=1.0, max_new_tokens=a.gen_tokens, min_new_tokens=a.gen_tokens,
                     eos_token_id=never, pad_token_id=0,
                     logits_processor=[ead.EADLogitsProcessor(taus, a.prompt_len)])}
         if a.compile:
-            runs["static+compiled"] = sampler(True, torch.compile(
+            runs["static+compiled"] = sampler("static", torch.compile(
                 model, mode="reduce-overhead" if cuda else "default", dynamic=False))
         res = {k: a.gen_batch * a.gen_tokens / t for k, t in race(runs, a.device, a.repeats).items()}
         emit({"what": "sampling race", "batch": a.gen_batch, "new_tokens": a.gen_tokens,
@@ -147,7 +148,7 @@ def main():
             return torch.randint(0, 2, (roll.tokens.shape[0],), generator=rng).float()
 
         def sample_fn(*args, **kwargs):
-            return ead.sample(*args, **kwargs, static_cache=a.kv_cache == "static")
+            return ead.sample(*args, **kwargs, cache=a.kv_cache)
 
         for step in range(2):                                # step 2: AdamW's state exists
             if cuda:

@@ -375,7 +375,9 @@ def test_rl_step_gradient_equals_one_full_batch_loss(tiny_model):
     taus = ead.ead_schedule(8, tau_max=1.5, tau_min=0.5, d0=5, c=1)
 
     def reward_fn(roll):
-        return ((roll.tokens % 3 == 0) & roll.mask).sum(1).float()
+        r = ((roll.tokens % 3 == 0) & roll.mask).sum(1).float()
+        r[4:8] = 1.0                                          # one flat group: rows skipped
+        return r
 
     kw = dict(eos_token_id=EOS, pad_token_id=PAD, vocab_size=V_REAL)
     opt = torch.optim.SGD(a.parameters(), lr=1.0)
@@ -446,24 +448,28 @@ class TiedLogits(torch.nn.Module):
 def test_greedy_is_exact_on_ties():
     ids, am = left_pad([[1, 2], [4]])
     roll = ead.sample(TiedLogits(), ids, am, ead.decoding("greedy", 5), eos_token_id=9,
-                      pad_token_id=PAD, static_cache=False)
+                      pad_token_id=PAD, cache="dynamic")
     assert (roll.tokens == 3).all()                       # the first of the tied maxima
     assert (roll.logp_mu == 0).all()
     p3 = math.exp(2) / (2 * math.exp(2) + 8)
     torch.testing.assert_close(roll.logp_pi, torch.full((2, 5), math.log(p3)))
 
 
-def test_static_and_dynamic_cache_sample_the_same(tiny_model):
+@pytest.mark.parametrize("which", ["tiny_model", "tiny_gpt2"])
+def test_every_kv_cache_samples_the_same(which, request):
+    """The growing and static caches against transformers' DynamicCache: same draws."""
+    model = request.getfixturevalue(which)
     ids, am = left_pad(PROMPTS * 2)
     temps = ead.ead_schedule(14, tau_max=1.5, tau_min=0.3, d0=5, c=1)
     kw = dict(eos_token_id=EOS, pad_token_id=PAD, vocab_size=V_REAL)
-    a = ead.sample(tiny_model, ids, am, temps, generator=torch.Generator().manual_seed(8),
-                   static_cache=True, **kw)
-    b = ead.sample(tiny_model, ids, am, temps, generator=torch.Generator().manual_seed(8),
-                   static_cache=False, **kw)
-    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.mask, b.mask)
-    for x, y in zip(a[2:], b[2:]):
-        torch.testing.assert_close(x, y, atol=1e-5, rtol=0)
+    rolls = [ead.sample(model, ids, am, temps, generator=torch.Generator().manual_seed(8),
+                        cache=cache, **kw) for cache in ("dynamic", "growing", "static")]
+    for roll in rolls[1:]:
+        assert torch.equal(roll.tokens, rolls[0].tokens) and torch.equal(roll.mask, rolls[0].mask)
+        for x, y in zip(roll[2:], rolls[0][2:]):
+            torch.testing.assert_close(x, y, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="unknown KV cache"):
+        ead.kv_cache(model, "paged", 8)
 
 
 @pytest.mark.parametrize("chunk_tokens", [1, 7, 10_000])

@@ -1,5 +1,6 @@
 """`python train_qwen.py ...` on CPU: a tiny random Qwen2 and a tiny tokenizer with a chat template,
 saved to a temporary folder like a downloaded model; no network."""
+import itertools
 import json
 import os
 
@@ -20,6 +21,13 @@ def run(model_dir, out, *extra):
                      *FAST, *extra])
 
 
+def alternating():
+    """A reward of 0, 1, 0, 1, ... in call order: every group of answers has signal (a random
+    model never writes a boxed answer)."""
+    calls = itertools.count()
+    return lambda text, gold: float(next(calls) % 2)
+
+
 def records(out):
     return [json.loads(line) for line in open(os.path.join(out, "metrics.jsonl"))]
 
@@ -33,8 +41,7 @@ def test_prompt_uses_chat_template_and_system_prompt(model_dir):
 
 def test_train_checkpoint_resume_is_identical(model_dir, tmp_path, monkeypatch):
     import verify
-    # a random model never writes \boxed{}: give a reward that varies so updates happen
-    monkeypatch.setattr(verify, "reward", lambda text, gold: float(len(text) % 2))
+    monkeypatch.setattr(verify, "reward", alternating())
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert run(model_dir, straight, "--steps", "4", "--save-every", "2", "--eval-every", "0") == 0
     assert run(model_dir, split, "--steps", "2", "--save-every", "2", "--eval-every", "0") == 0
@@ -95,6 +102,8 @@ def test_load_problems_fields_and_skips(tmp_path):
     (["--lr", "-1"], "--lr must be > 0"),
     (["--eval", "nothere.jsonl"], "nothere.jsonl: no such file"),
     (["--eval-k", "1,x"], "comma list of positive integers"),
+    (["--compile"], "--compile needs --kv-cache static"),
+    (["--kv-cache", "paged"], "invalid choice"),
 ])
 def test_bad_input_is_one_clear_message(model_dir, tmp_path, capsys, extra, message):
     if "--device" in extra and torch.cuda.is_available():
@@ -169,7 +178,7 @@ def test_ctrl_c_finishes_the_step_and_checkpoints(model_dir, tmp_path, monkeypat
         calls.append(1)
         if len(calls) == 10:
             os.kill(os.getpid(), signal.SIGINT)
-        return float(len(text) % 2)
+        return float(len(calls) % 2)
 
     monkeypatch.setattr(verify, "reward", reward)
     out = tmp_path / "run"
@@ -185,7 +194,7 @@ def test_every_step_logs_the_same_keys_and_no_made_up_numbers(model_dir, tmp_pat
     monkeypatch.setattr(verify, "reward", lambda text, gold: 0.0)   # no signal: no update
     flat = tmp_path / "flat"
     assert run(model_dir, flat, "--steps", "1", "--eval-every", "0") == 0
-    monkeypatch.setattr(verify, "reward", lambda text, gold: float(len(text) % 2))
+    monkeypatch.setattr(verify, "reward", alternating())
     live = tmp_path / "live"
     assert run(model_dir, live, "--steps", "1", "--eval-every", "0") == 0
     (a,), (b,) = records(flat), records(live)
@@ -198,7 +207,7 @@ def test_every_step_logs_the_same_keys_and_no_made_up_numbers(model_dir, tmp_pat
 
 def test_resume_writes_each_record_once(model_dir, tmp_path, monkeypatch):
     import verify
-    monkeypatch.setattr(verify, "reward", lambda text, gold: float(len(text) % 2))
+    monkeypatch.setattr(verify, "reward", alternating())
     out = tmp_path / "run"
     common = ("--save-every", "2", "--eval-every", "2", "--eval-schedules", "tau=1.0")
     assert run(model_dir, out, "--steps", "2", *common) == 0
