@@ -26,25 +26,21 @@ import torch.nn.functional as F
 from transformers import DynamicCache, LogitsProcessor, StaticCache
 from transformers.cache_utils import Cache, DynamicLayer
 
+
 # === 1. The EAD temperature schedule (eq. 1-2) ===========================================
-
-
 def ead_schedule(num_tokens: int, step: int = 0, *, tau_max: float = 1.2, tau_min: float = 0.1,
                  d0: float = 500.0, alpha: float = 100.0, d_max: float = 800000.0,
                  c: int = 10) -> torch.Tensor:
-    """Temperature tau_t of answer tokens t = 0..num_tokens-1 at training step `step`.
-
-    d is in TOKENS: the released code's exp(t / (20 * decay_freq)) with decay_freq = 25
-    (+5 per step) is d0 = 500 and alpha = 100 here.
-    """
-    rules = {"num_tokens >= 0": num_tokens >= 0, "step >= 0": step >= 0, "c >= 0": c >= 0,
-             "tau_min > 0": tau_min > 0, "tau_min <= tau_max": tau_min <= tau_max,
-             "d0 > 0": d0 > 0, "alpha >= 0": alpha >= 0, "d_max > 0": d_max > 0}
-    bad = [rule for rule, ok in rules.items() if not ok]
-    if bad:
-        raise ValueError(f"the EAD schedule needs {bad[0]} (d0, d_max in tokens); got "
-                         f"tau_max={tau_max}, tau_min={tau_min}, d0={d0}, alpha={alpha}, "
-                         f"d_max={d_max}, c={c}, step={step}, num_tokens={num_tokens}")
+    """Temperature tau_t of answer tokens t = 0..num_tokens-1 at training step `step`. d is in
+    TOKENS: the released code's exp(t / (20 * decay_freq)), decay_freq = 25 (+5 per step), is
+    d0 = 500 and alpha = 100 here."""
+    for rule, ok in {"num_tokens >= 0": num_tokens >= 0, "step >= 0": step >= 0, "c >= 0": c >= 0,
+                     "tau_min > 0": tau_min > 0, "tau_min <= tau_max": tau_min <= tau_max,
+                     "d0 > 0": d0 > 0, "alpha >= 0": alpha >= 0, "d_max > 0": d_max > 0}.items():
+        if not ok:
+            raise ValueError(f"the EAD schedule needs {rule} (d0, d_max in tokens); got tau_max="
+                             f"{tau_max}, tau_min={tau_min}, d0={d0}, alpha={alpha}, d_max={d_max}"
+                             f", c={c}, step={step}, num_tokens={num_tokens}")
     d_s = min(d0 + alpha * step, d_max)                     # eq. 2: d grows with the step
     t = torch.arange(num_tokens, dtype=torch.float64)
     tau = (1.0 + tau_max - torch.exp(t / d_s)).clamp(min=tau_min)  # eq. 1 (exp -> inf is fine)
@@ -65,8 +61,6 @@ def decoding(name: str, num_tokens: int, step: int = 0, **ead_kwargs) -> torch.T
 
 
 # === 2. The annealed sampler over the KV cache (eq. 3) ===================================
-
-
 class Rollout(NamedTuple):
     tokens: torch.Tensor   # (B, T) long, pad after EOS
     mask: torch.Tensor     # (B, T) bool, True on answer tokens (EOS included)
@@ -140,8 +134,7 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     or (B, T) for one schedule per row. The loop stops once every row has emitted an EOS.
     `generator` (on the model's device) makes draws reproducible; `vocab_size` masks lm_head
     rows past the tokenizer. `cache` is a kv_cache kind; with "static" every decode step has
-    one shape, and `decode_step` (e.g. torch.compile(model)) can run those steps.
-    """
+    one shape, and `decode_step` (e.g. torch.compile(model)) can run those steps."""
     (B, L), device = input_ids.shape, input_ids.device
     temperatures = temperatures.to(device).float().expand(B, -1)     # (B, T)
     T = temperatures.shape[1]
@@ -200,15 +193,13 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
 
 
 # === 3. The same schedule inside model.generate ==========================================
-
 class EADLogitsProcessor(LogitsProcessor):
     """Divides the logits of answer token t by temperatures[t] inside model.generate.
 
     Call generate with do_sample=True, temperature=1.0, top_k=0, top_p=1.0 (transformers
     otherwise applies top_k=50, and samples would not follow mu). `prompt_length` is the
     padded prompt width; past the end of `temperatures` the last value is kept. With
-    output_scores=True, log_softmax(scores) is log mu exactly as `sample` records it.
-    """
+    output_scores=True, log_softmax(scores) is log mu exactly as `sample` records it."""
 
     def __init__(self, temperatures: torch.Tensor, prompt_length: int,
                  vocab_size: int | None = None):
@@ -227,8 +218,6 @@ class EADLogitsProcessor(LogitsProcessor):
 
 
 # === 4. The scorer: log pi(y_t) of given answers (eq. 3), chunked over positions =========
-
-
 def _slice_logits(hidden, head, inv_tau, vocab_size) -> torch.Tensor:
     """(b, c, H) -> (b, c, V) fp32 logits / tau_t, padded vocabulary rows at -inf."""
     logits = F.linear(hidden, head.weight, head.bias).float()
@@ -273,8 +262,7 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     The body runs once per micro-batch; the vocabulary projection runs on slices of about
     `chunk_tokens` (row, position) pairs, so neither pass holds the (rows, T, V) logits (0.6 MB
     per answer token in fp32 at Qwen's 151,936 tokens). Position ids come from the attention
-    mask as in `sample`. With with_entropy, also the (detached) entropy of each distribution.
-    """
+    mask as in `sample`. With with_entropy, also the (detached) entropy of each distribution."""
     B, T = tokens.shape
     if T == 0:                                               # nothing to score
         return (tokens.float(), tokens.float()) if with_entropy else tokens.float()
@@ -309,8 +297,6 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
 
 
 # === 5. The update: group advantages and the truncated-IS clipped loss (eq. 4-7) =========
-
-
 def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6) -> torch.Tensor:
     """(R - group mean) / (group std + eps) for consecutive groups of `group_size` answers."""
     if group_size < 1 or rewards.numel() % group_size:
@@ -333,8 +319,7 @@ def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tenso
     logp, logp_old, logp_mu, mask: (B, T); advantages: (B,). `num_tokens` is the token-mean
     normaliser (the mask sum of the whole mini-batch when micro-batches accumulate).
     tis_level "token" (the released code) or "sequence" (the paper's formula, eq. 6').
-    Returns (loss, stats) with stats as plain floats.
-    """
+    Returns (loss, stats) with stats as plain floats."""
     if tis_level not in ("token", "sequence"):
         raise ValueError(f"tis_level must be 'token' or 'sequence', got {tis_level!r}")
     m = mask.float()
@@ -371,24 +356,17 @@ def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tenso
 
 
 # === 6. Metrics (eq. 8) ==================================================================
+def worst_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased worst@k: the chance that k of the n samples, drawn together, are all correct:
+    C(c, k) / C(n, k), as a product (no huge binomials)."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+    return math.prod((c - i) / (n - i) for i in range(k)) if c >= k else 0.0
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k from n samples with c correct: 1 - C(n-c, k) / C(n, k)."""
-    if not 0 <= c <= n or not 1 <= k <= n:
-        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.prod((n - c - i) / (n - i) for i in range(k))  # stable product form
-
-
-def worst_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased worst@k: the chance that k of the n samples, drawn together, are all correct."""
-    if not 0 <= c <= n or not 1 <= k <= n:
-        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
-    if c < k:
-        return 0.0
-    return math.prod((c - i) / (n - i) for i in range(k))   # C(c, k) / C(n, k)
+    """Unbiased pass@k: 1 - C(n-c, k) / C(n, k), one minus the chance that k are all wrong."""
+    return 1.0 - worst_at_k(n, n - c, k)
 
 
 def maj_at_k(answers: Sequence, correct: Sequence[bool]) -> float:
@@ -419,20 +397,8 @@ def per_problem_metrics(correct: Sequence[Sequence[bool]], ks: Sequence[int] = (
     return out
 
 
-def entropy_buckets(entropy: torch.Tensor, mask: torch.Tensor,
-                    edges: Sequence[int] = (0, 4, 16, 64, 256, 1024)) -> dict:
-    """Mean entropy of pi per answer-position bucket: where does the policy still explore?"""
-    out = {}
-    for lo, hi in zip(edges, list(edges[1:]) + [None]):
-        m = mask[:, lo:hi].float()
-        name = f"entropy/{lo}-{hi - 1}" if hi else f"entropy/{lo}+"
-        out[name] = float((entropy[:, lo:hi] * m).sum() / m.sum()) if m.sum() > 0 else None
-    return out
-
-
 # === 7. One RL step: rollout -> rewards -> advantages -> old log-probs -> update =========
-
-
+@torch.no_grad()
 def old_logprobs(policy, input_ids, attention_mask, roll: Rollout, rows: torch.Tensor, *,
                  micro_batch: int = 8, vocab_size: int | None = None, chunk_tokens: int = 256,
                  ref_model=None):
@@ -441,13 +407,11 @@ def old_logprobs(policy, input_ids, attention_mask, roll: Rollout, rows: torch.T
     logits differ by ~1e-2); the others keep the sampler's tau = 1 log-probs, never used."""
     kw = dict(micro_batch=micro_batch, vocab_size=vocab_size, chunk_tokens=chunk_tokens)
     logp_old, logp_ref = roll.logp_pi.clone(), None
-    with torch.no_grad():
-        if rows.any():
-            logp_old[rows] = token_logprobs(policy, input_ids[rows], attention_mask[rows],
-                                            roll.tokens[rows], roll.mask[rows], **kw)
-        if ref_model is not None:
-            logp_ref = token_logprobs(ref_model, input_ids, attention_mask, roll.tokens,
-                                      roll.mask, **kw)
+    if rows.any():
+        logp_old[rows] = token_logprobs(policy, input_ids[rows], attention_mask[rows],
+                                        roll.tokens[rows], roll.mask[rows], **kw)
+    if ref_model is not None:
+        logp_ref = token_logprobs(ref_model, input_ids, attention_mask, roll.tokens, roll.mask, **kw)
     return logp_old, logp_ref
 
 
@@ -466,10 +430,10 @@ def update(policy, optimizer, input_ids, attention_mask, roll: Rollout, advantag
            micro_batch: int = 8, max_grad_norm: float = 1.0, vocab_size: int | None = None,
            chunk_tokens: int = 256, mean_over_ranks: Callable | None = None, **loss_kwargs) -> dict:
     """num_minibatches optimiser steps over N answers (eq. 5-7), each accumulated over
-    micro-batches of the `rows` with signal (bool, (N,); the others have zero gradient),
-    with the token mean over the whole mini-batch. Data parallel: `mean_over_ranks` averages
-    a count over ranks, and since DDP/FSDP average gradients, normalising by the mean count
-    is the global token mean; ranks then score every row, to run the same forwards."""
+    micro-batches of the `rows` with signal (bool, (N,); the others have zero gradient), with
+    the token mean over the whole mini-batch. Data parallel: `mean_over_ranks` averages a count
+    over ranks; DDP/FSDP average gradients, so normalising by the mean count is the global
+    token mean (ranks then score every row, to run the same forwards)."""
     N = roll.tokens.shape[0]
     if N % num_minibatches:
         raise ValueError(f"{N} answers do not split into {num_minibatches} mini-batches")
@@ -523,21 +487,23 @@ def step_stats(roll: Rollout, rewards, temperatures, group_size: int, sums: dict
         "rollout/tau_min": float(temperatures.min()),
         "perf/rollout_tok_s": answer_tokens / max(t_rollout, 1e-9),
         "perf/update_tok_s": tok / t_update if n_up else None,   # tokens actually updated
-        **entropy_buckets(roll.entropy, roll.mask),
     })
+    # mean entropy of pi by answer position: where does the policy still explore?
+    for lo, hi in zip((0, 4, 16, 64, 256, 1024), (4, 16, 64, 256, 1024, None)):
+        m = roll.mask[:, lo:hi].float()
+        stats[f"entropy/{lo}-{hi - 1}" if hi else f"entropy/{lo}+"] = (
+            float((roll.entropy[:, lo:hi] * m).sum() / m.sum()) if m.sum() > 0 else None)
     return stats
 
 
 def rl_step(policy, optimizer, input_ids: torch.Tensor, attention_mask: torch.Tensor,
             reward_fn: Callable[[Rollout], torch.Tensor], temperatures: torch.Tensor, *,
-            group_size: int, eos_token_id, pad_token_id: int,
-            generator: torch.Generator | None = None, vocab_size: int | None = None,
-            num_minibatches: int = 4, micro_batch: int = 8, clip_low: float = 0.2,
-            clip_high: float = 0.28, tis_cap: float | None = 2.0,
+            group_size: int, eos_token_id, pad_token_id: int, generator=None,
+            vocab_size: int | None = None, num_minibatches: int = 4, micro_batch: int = 8,
+            clip_low: float = 0.2, clip_high: float = 0.28, tis_cap: float | None = 2.0,
             dual_clip: float | None = None, kl_coef: float = 0.0, ref_model=None,
             max_grad_norm: float = 1.0, recompute_old: bool = True, tis_level: str = "token",
-            chunk_tokens: int = 256, mean_over_ranks: Callable | None = None,
-            sample_fn: Callable = sample):
+            chunk_tokens: int = 256, mean_over_ranks: Callable | None = None, sample_fn=sample):
     """One step of TIS-DAPO (GRPO with kl_coef > 0) on P prompts (P, L): each is answered
     group_size times by the sampler (mu); reward_fn(rollout) -> (P * group_size,) rewards.
     `sample_fn` stands in for `sample` (e.g. to gather sharded weights first);
@@ -557,16 +523,15 @@ def rl_step(policy, optimizer, input_ids: torch.Tensor, attention_mask: torch.Te
     # but its tokens still count in the token mean
     rows = (adv != 0) | bool(kl_coef)                                                  # (N,)
     lockstep = rows | (mean_over_ranks is not None)          # data parallel: score every row
+    kw = dict(micro_batch=micro_batch, vocab_size=vocab_size, chunk_tokens=chunk_tokens)
     logp_old, logp_ref = old_logprobs(policy, ids, am, roll, lockstep & recompute_old,  # 4.
-                                      micro_batch=micro_batch, vocab_size=vocab_size,
-                                      chunk_tokens=chunk_tokens,
-                                      ref_model=ref_model if kl_coef else None)
+                                      ref_model=ref_model if kl_coef else None, **kw)
     policy.train()                                            # checkpointing/dropout as set
     sums = update(policy, optimizer, ids, am, roll, adv, logp_old, rows=rows,        # 5.
-                  logp_ref=logp_ref, num_minibatches=num_minibatches, micro_batch=micro_batch,
-                  max_grad_norm=max_grad_norm, vocab_size=vocab_size, chunk_tokens=chunk_tokens,
-                  mean_over_ranks=mean_over_ranks, clip_low=clip_low, clip_high=clip_high,
-                  tis_cap=tis_cap, dual_clip=dual_clip, kl_coef=kl_coef, tis_level=tis_level)
+                  logp_ref=logp_ref, num_minibatches=num_minibatches,
+                  max_grad_norm=max_grad_norm, mean_over_ranks=mean_over_ranks, **kw,
+                  clip_low=clip_low, clip_high=clip_high, tis_cap=tis_cap, dual_clip=dual_clip,
+                  kl_coef=kl_coef, tis_level=tis_level)
     policy.train(was_training)
     stats = step_stats(roll, rewards, temperatures, group_size, sums,                 # 6.
                        t_rollout, time.perf_counter() - t0)

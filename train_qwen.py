@@ -26,6 +26,7 @@ import time
 
 import torch
 import torch.distributed as dist
+import torch.nn.functional as F
 from tqdm import tqdm
 
 import ead
@@ -78,6 +79,8 @@ def parse_args(argv=None):
     g.add_argument("--batch", type=int, default=512, help="answers per step, all ranks (prompts x group)")
     g.add_argument("--group", type=int, default=8, help="answers per prompt (n)")
     g.add_argument("--max-new-tokens", type=int, default=1024, help="answer length cap")
+    g.add_argument("--rollout-batch", type=int, default=0,
+                   help="answers sampled together per rank (0: all at once); bounds the KV cache")
     g.add_argument("--kv-cache", default="growing", choices=["growing", "static", "dynamic"],
                    help="growing: preallocated, attention over the filled part; static: one "
                         "shape per decode step (for --compile); dynamic: transformers' default")
@@ -139,7 +142,8 @@ def check_args(a):
                              ("--micro-batch", a.micro_batch, 1), ("--logits-chunk", a.logits_chunk, 1),
                              ("--steps", a.steps, 0), ("--eval-every", a.eval_every, 0),
                              ("--eval-n", a.eval_n, 1), ("--eval-batch", a.eval_batch, 1),
-                             ("--eval-limit", a.eval_limit, 0), ("--save-every", a.save_every, 1)):
+                             ("--eval-limit", a.eval_limit, 0), ("--save-every", a.save_every, 1),
+                             ("--rollout-batch", a.rollout_batch, 0)):
         if value < low:
             why = " (advantages compare answers to one prompt)" if flag == "--group" else ""
             raise CLIError(f"{flag} must be >= {low}, got {value}{why}")
@@ -304,17 +308,17 @@ def enable_checkpointing(model):
 
 def memory_plan(cfg, *, batch: int, prompt_len: int, max_new_tokens: int, micro_batch: int,
                 logits_chunk: int, dtype_bytes: int, checkpointing: bool, world: int = 1,
-                parallel: str = "single") -> dict:
+                parallel: str = "single", rollout_batch: int = 0) -> dict:
     """Bytes per rank of every buffer a training step holds, and of each phase's peak.
 
     P parameters; D bytes per weight (2: bf16 weights with fp32 masters, 4: fp32). Resident:
     the weights, the fp32 masters (bf16 only) and AdamW's two fp32 moments. The rollout adds
     the KV cache and the sampler's (rows, vocabulary) fp32 buffers; the update adds the
-    gradients (in the weights' dtype), the activations of one micro-batch and the scorer's
-    vocabulary slices; the optimiser step swaps the bf16 gradients for fp32 ones. FSDP
-    divides what it shards by the rank count, and gathers the whole model (in D bytes) for
-    the rollout and two layers at a time for the update.
-    """
+    gradients (in the weights' dtype), the activations of one micro-batch, the scorer's
+    vocabulary slices and the vocabulary matrix's gradient temporary; the optimiser step
+    swaps the bf16 gradients for fp32 ones. FSDP divides what it shards by the rank count,
+    and gathers the whole model (in D bytes) for the rollout and two layers at a time for
+    the update. Checked against measured CPU peaks by bench/gpu_qwen.py (README)."""
     H, V, L = cfg.hidden_size, cfg.vocab_size, cfg.num_hidden_layers
     heads = cfg.num_attention_heads
     kv = getattr(cfg, "num_key_value_heads", None) or heads
@@ -326,6 +330,7 @@ def memory_plan(cfg, *, batch: int, prompt_len: int, max_new_tokens: int, micro_
     fsdp = parallel == "fsdp"
     N = world if fsdp else 1                                 # what FSDP divides by
     rows, S = batch // world, prompt_len + max_new_tokens    # answers per rank, sequence
+    rows = min(rows, rollout_batch or rows)                  # sampled together
     per_token_layer = (4 * inter + 12 * H) * D               # what one layer saves for backward
     t = {
         "weights": P * (4 if fsdp else D) / N,               # FSDP shards hold fp32 masters
@@ -340,13 +345,17 @@ def memory_plan(cfg, *, batch: int, prompt_len: int, max_new_tokens: int, micro_
         "activations (update)": micro_batch * S * (L * H * D + per_token_layer if checkpointing
                                                    else L * per_token_layer),
         "scorer vocabulary slices": logits_chunk * V * 4 * 2,
+        # each backward through the head (and the input embedding) hands the vocabulary
+        # matrix a whole (V, H) gradient, a temporary until it is added into .grad
+        "vocabulary gradient temporary": V * H * D,
     }
     resident = t["weights"] + t["fp32 masters"] + t["AdamW moments (fp32)"]
     phases = {
         "rollout": resident + t["KV cache (rollout)"] + t["sampler buffers (rollout)"]
                    + t["gathered weights (FSDP rollout)"],
         "update": resident + t["gradients, accumulating"] + t["activations (update)"]
-                  + t["scorer vocabulary slices"] + t["gathered layers (FSDP update)"],
+                  + t["scorer vocabulary slices"] + t["vocabulary gradient temporary"]
+                  + t["gathered layers (FSDP update)"],
         "optimizer step": resident + t["gradients, fp32 at the step"],
     }
     return {"parameters": P, "terms": t, "phases": phases, "peak": max(phases.values())}
@@ -425,6 +434,20 @@ def gathered(model):
         for m in model.modules():                               # the scorer reads its head
             if isinstance(m, FSDPModule):
                 m.reshard()
+
+
+def sample_in_chunks(model, input_ids, attention_mask, temperatures, *, rows: int,
+                     pad_token_id: int, **kwargs) -> ead.Rollout:
+    """ead.sample over `rows` answers at a time (0: all), so that the KV cache holds `rows`
+    sequences, not the whole batch; the chunks' rollouts are padded to one length."""
+    parts = []
+    for r in torch.arange(len(input_ids), device=input_ids.device).split(rows or len(input_ids)):
+        temps = temperatures[r] if temperatures.dim() == 2 else temperatures
+        parts.append(ead.sample(model, input_ids[r], attention_mask[r], temps,
+                                pad_token_id=pad_token_id, **kwargs))
+    T = max(p.tokens.shape[1] for p in parts)
+    return ead.Rollout(*(torch.cat([F.pad(x, (0, T - x.shape[1]), value=fill) for x in xs])
+                         for xs, fill in zip(zip(*parts), (pad_token_id, False, 0.0, 0.0, 0.0))))
 
 
 def step_seed(seed: int, step: int, rank: int, salt: int = 0) -> int:
@@ -647,7 +670,7 @@ def print_memory_plan(a) -> int:
     plan = memory_plan(cfg, batch=a.batch, prompt_len=a.plan_prompt_len,
                        max_new_tokens=a.max_new_tokens, micro_batch=a.micro_batch,
                        logits_chunk=a.logits_chunk, dtype_bytes=dtype_bytes,
-                       checkpointing=ckpt, world=world,
+                       checkpointing=ckpt, world=world, rollout_batch=a.rollout_batch,
                        parallel=a.parallel if world > 1 else "single")
     print(format_plan(plan, f"memory plan per rank: {world} rank(s){' ' + a.parallel if world > 1 else ''}"
                             f", batch {a.batch}, prompt {a.plan_prompt_len} + {a.max_new_tokens} "
@@ -717,7 +740,7 @@ def run(a, model, tok, train, eval_sets, rank, world, device, dtype, fsdp) -> in
 
     def sample_fn(policy, *args, **kwargs):
         with gathered(policy) as m:
-            return ead.sample(m, *args, **kwargs, **sample_kwargs)
+            return sample_in_chunks(m, *args, rows=a.rollout_batch, **kwargs, **sample_kwargs)
 
     stop = []
 

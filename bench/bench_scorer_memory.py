@@ -35,6 +35,16 @@ def rss_bytes(field: str) -> int:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
 
 
+def exact_rss():
+    """Re-run this process with a fixed glibc mmap threshold (64 KiB), once. By default glibc
+    raises the threshold as big blocks are freed and then keeps freed blocks for reuse, so the
+    peak resident set counts memory that is no longer live, by an amount that varies from run
+    to run; with a fixed threshold every tensor is mapped on its own and unmapped when freed."""
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        os.execve(sys.executable, [sys.executable, *sys.argv],
+                  {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"})
+
+
 def reset_peak():
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")                                         # Linux: VmHWM := VmRSS
@@ -92,6 +102,8 @@ def main():
     a = p.parse_args()
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("bench_scorer_memory.py: error: --device cuda but no CUDA device is available")
+    if not a.device.startswith("cuda"):
+        exact_rss()
     torch.set_num_threads(a.threads)
     a.dtype = a.dtype or ("bfloat16" if a.device.startswith("cuda") else "float32")
     if a.variant:                                            # the child: one measurement

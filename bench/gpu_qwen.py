@@ -31,7 +31,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import ead  # noqa: E402
 import train_qwen  # noqa: E402
 from bench_sample import build, race  # noqa: E402
-from bench_scorer_memory import reset_peak, rss_bytes  # noqa: E402
+from bench_scorer_memory import exact_rss, reset_peak, rss_bytes  # noqa: E402
 
 
 def synthetic_model_dir(model, n_problems: int = 64) -> tuple[str, str]:
@@ -91,8 +91,10 @@ def main():
     if a.device.startswith("cuda") and not torch.cuda.is_available():
         sys.exit("gpu_qwen.py: error: no CUDA device here (on a CPU: --device cpu --layers 2, "
                  "with a small --batch)")
-    torch.set_num_threads(a.threads)
     cuda = a.device.startswith("cuda")
+    if not cuda:
+        exact_rss()
+    torch.set_num_threads(a.threads)
     dtype = getattr(torch, a.dtype or ("bfloat16" if cuda else "float32"))
     base_rss = rss_bytes("VmRSS")                            # the process before any model
     torch.manual_seed(0)

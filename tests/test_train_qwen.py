@@ -104,6 +104,7 @@ def test_load_problems_fields_and_skips(tmp_path):
     (["--eval-k", "1,x"], "comma list of positive integers"),
     (["--compile"], "--compile needs --kv-cache static"),
     (["--kv-cache", "paged"], "invalid choice"),
+    (["--rollout-batch", "-1"], "--rollout-batch must be >= 0"),
 ])
 def test_bad_input_is_one_clear_message(model_dir, tmp_path, capsys, extra, message):
     if "--device" in extra and torch.cuda.is_available():
@@ -249,3 +250,42 @@ def test_memory_plan_prints_and_exits(model_dir, tmp_path, capsys):
     assert tq.main(["--model", model_dir, "--memory-plan", "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
     assert "peak" in out and "KV cache" in out and not (tmp_path / "o").exists()
+
+
+def test_rollout_in_chunks_equals_one_batch(tiny_model):
+    """--rollout-batch: a few answers at a time (a smaller KV cache), one Rollout in the end.
+    Greedy rows are exact, so the chunked rollout must equal the whole-batch one, padding
+    included; sampled rows carry their own temperature row and a valid mask."""
+    import ead
+    prompts = [[5, 6, 7], [8, 9], [10, 11, 12, 13], [14], [15, 16], [17, 18, 19]]
+    ids, am = ead.left_pad(prompts, 0)
+    kw = dict(eos_token_id=[3, 4], pad_token_id=0, vocab_size=40)
+    greedy = ead.decoding("greedy", 10)
+    whole = ead.sample(tiny_model, ids, am, greedy, **kw)
+    for rows in (1, 4, 0):
+        parts = tq.sample_in_chunks(tiny_model, ids, am, greedy, rows=rows, **kw)
+        for got, want in zip(parts, whole):        # batch size may move the last float bits
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert torch.equal(got, want) if not want.is_floating_point() else \
+                torch.allclose(got, want, atol=1e-5)
+    temps = torch.stack([ead.decoding("greedy", 10), ead.decoding("tau=1.3", 10)] * 3)   # (6, T)
+    roll = tq.sample_in_chunks(tiny_model, ids, am, temps, rows=4, **kw,
+                               generator=torch.Generator().manual_seed(0))
+    n = min(roll.tokens.shape[1], whole.tokens.shape[1])   # greedy rows: as in one batch
+    assert torch.equal(roll.tokens[0::2, :n], whole.tokens[0::2, :n])
+    assert not roll.mask[0::2, n:].any() and not whole.mask[0::2, n:].any()
+    assert torch.equal(roll.logp_mu[0::2], torch.zeros_like(roll.logp_mu[0::2]))   # point mass
+    assert (roll.logp_mu[1::2][roll.mask[1::2]] < 0).all()
+    assert not roll.mask.any(1).logical_not().any() and (roll.tokens[~roll.mask] == 0).all()
+
+
+def test_rollout_batch_runs_and_plans_a_smaller_cache(model_dir, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(tq.verify, "reward", alternating())
+    assert run(model_dir, tmp_path / "o", "--steps", "1", "--rollout-batch", "3") == 0
+    assert records(tmp_path / "o")[-1]["loss/updates"] >= 1
+    from transformers import AutoConfig
+    cfg = AutoConfig.from_pretrained(model_dir)
+    plan = dict(batch=64, prompt_len=16, max_new_tokens=32, micro_batch=4, logits_chunk=8,
+                dtype_bytes=4, checkpointing=True)
+    full, part = tq.memory_plan(cfg, **plan), tq.memory_plan(cfg, **plan, rollout_batch=16)
+    assert part["terms"]["KV cache (rollout)"] * 4 == pytest.approx(full["terms"]["KV cache (rollout)"])
