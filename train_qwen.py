@@ -640,6 +640,8 @@ def main(argv=None) -> int:
         src = os.path.join(a.out, "checkpoint") if a.resume else a.model
         # FSDP keeps fp32 shards (the masters) and computes in bf16 through its policy
         model, tok = load_model(src, torch.float32 if fsdp else dtype, device)
+        if rank == 0 and not a.eval_only:
+            print_memory_plan(a, model.config)
     except (CLIError, ValueError) as e:
         if rank == 0:
             print(f"train_qwen.py: error: {e}", file=sys.stderr)
@@ -657,12 +659,15 @@ def main(argv=None) -> int:
             dist.destroy_process_group()
 
 
-def print_memory_plan(a) -> int:
-    from transformers import AutoConfig
-    try:
-        cfg = AutoConfig.from_pretrained(a.model)
-    except (OSError, ValueError) as e:
-        raise CLIError(f"--model {a.model}: cannot read its config ({str(e).splitlines()[0]})") from None
+def print_memory_plan(a, cfg=None) -> int:
+    """The plan of these settings: with --memory-plan from the config alone, else at start."""
+    if cfg is None:
+        from transformers import AutoConfig
+        try:
+            cfg = AutoConfig.from_pretrained(a.model)
+        except (OSError, ValueError) as e:
+            raise CLIError(f"--model {a.model}: cannot read its config "
+                           f"({str(e).splitlines()[0]})") from None
     world = int(os.environ.get("WORLD_SIZE", 1))
     cuda = a.device.startswith("cuda") or (a.device == "auto" and torch.cuda.is_available())
     dtype_bytes = 2 if a.dtype == "bfloat16" or (a.dtype == "auto" and cuda) else 4
@@ -674,7 +679,8 @@ def print_memory_plan(a) -> int:
                        parallel=a.parallel if world > 1 else "single")
     print(format_plan(plan, f"memory plan per rank: {world} rank(s){' ' + a.parallel if world > 1 else ''}"
                             f", batch {a.batch}, prompt {a.plan_prompt_len} + {a.max_new_tokens} "
-                            f"new tokens, micro-batch {a.micro_batch}, {dtype_bytes * 8}-bit "
+                            f"new tokens, rollout batch {a.rollout_batch or 'all'}, micro-batch "
+                            f"{a.micro_batch}, {dtype_bytes * 8}-bit "
                             f"weights, checkpointing {'on' if ckpt else 'off'}"))
     return 0
 

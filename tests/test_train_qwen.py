@@ -283,6 +283,8 @@ def test_rollout_batch_runs_and_plans_a_smaller_cache(model_dir, tmp_path, monke
     monkeypatch.setattr(tq.verify, "reward", alternating())
     assert run(model_dir, tmp_path / "o", "--steps", "1", "--rollout-batch", "3") == 0
     assert records(tmp_path / "o")[-1]["loss/updates"] >= 1
+    out = capsys.readouterr().out                     # the plan is printed at start
+    assert "memory plan per rank" in out and "rollout batch 3" in out and "KV cache" in out
     from transformers import AutoConfig
     cfg = AutoConfig.from_pretrained(model_dir)
     plan = dict(batch=64, prompt_len=16, max_new_tokens=32, micro_batch=4, logits_chunk=8,
