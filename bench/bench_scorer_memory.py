@@ -101,7 +101,9 @@ def main():
     p.add_argument("--variant", choices=["full", "chunked"], help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.device.startswith("cuda") and not torch.cuda.is_available():
-        sys.exit("bench_scorer_memory.py: error: --device cuda but no CUDA device is available")
+        print("bench_scorer_memory.py: error: --device cuda but no CUDA device is available",
+              file=sys.stderr)
+        sys.exit(2)                                          # bad input: one line, status 2
     if not a.device.startswith("cuda"):
         exact_rss()
     torch.set_num_threads(a.threads)

@@ -85,12 +85,15 @@ def main():
     p.add_argument("--threads", type=int, default=2, help="CPU threads")
     p.add_argument("--out", default=None, help="also write the JSON lines to this file")
     a = p.parse_args()
+    error = None
     if a.runner_steps and a.preset == "tiny":
-        sys.exit("gpu_qwen.py: error: --runner-steps needs the qwen1.5b preset (its vocabulary "
-                 "holds the character tokenizer)")
-    if a.device.startswith("cuda") and not torch.cuda.is_available():
-        sys.exit("gpu_qwen.py: error: no CUDA device here (on a CPU: --device cpu --layers 2, "
-                 "with a small --batch)")
+        error = ("--runner-steps needs the qwen1.5b preset (its vocabulary holds the character "
+                 "tokenizer)")
+    elif a.device.startswith("cuda") and not torch.cuda.is_available():
+        error = "no CUDA device here (on a CPU: --device cpu --layers 2, with a small --batch)"
+    if error:                                                # bad input: one line, status 2
+        print(f"gpu_qwen.py: error: {error}", file=sys.stderr)
+        sys.exit(2)
     cuda = a.device.startswith("cuda")
     if not cuda:
         exact_rss()
