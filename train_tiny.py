@@ -1,6 +1,6 @@
 """train_tiny.py: watch EAD and fixed-temperature sampling compete in a real RLVR loop, on a CPU.
 
-    python train_tiny.py                     # EAD vs the best fixed τ, one seed: about 4 minutes
+    python train_tiny.py                     # EAD vs the best fixed τ, one seed: about 4.5 minutes
     python train_tiny.py --seeds 18          # the paired measurement, 18 seeds: about 27 minutes
     python train_tiny.py --split val --seeds 3 --frontier-problems 0 \
         --schedules ead,tau=0.2,tau=0.4,tau=0.6,tau=0.8,tau=1.0   # pick the fixed τ to beat
