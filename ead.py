@@ -359,13 +359,15 @@ def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tenso
 def worst_at_k(n: int, c: int, k: int) -> float:
     """Unbiased worst@k: the chance that k of the n samples, drawn together, are all correct:
     C(c, k) / C(n, k), as a product (no huge binomials)."""
-    if not 0 <= c <= n or not 1 <= k <= n:
-        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+    if not 1 <= k <= n or not 0 <= c <= n:
+        raise ValueError(f"need 1 <= k <= n and 0 <= c <= n, got n={n} k={k} c={c}")
     return math.prod((c - i) / (n - i) for i in range(k)) if c >= k else 0.0
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k: 1 - C(n-c, k) / C(n, k), one minus the chance that k are all wrong."""
+    if not 1 <= k <= n or not 0 <= c <= n:             # checked here too: the error names c
+        raise ValueError(f"need 1 <= k <= n and 0 <= c <= n, got n={n} k={k} c={c}")
     return 1.0 - worst_at_k(n, n - c, k)
 
 

@@ -328,8 +328,10 @@ def test_pass_and_worst_at_k_equal_brute_force(n):
                 sum(any(s) for s in subsets) / len(subsets))
             assert ead.worst_at_k(n, c, k) == pytest.approx(
                 sum(all(s) for s in subsets) / len(subsets))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n=4 k=5 c=2"):      # the caller's c, not n - c
         ead.pass_at_k(4, 2, 5)
+    with pytest.raises(ValueError, match="n=4 k=2 c=5"):
+        ead.pass_at_k(4, 5, 2)
 
 
 def test_maj_at_k():
