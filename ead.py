@@ -273,18 +273,18 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     hook = base.get_decoder().register_forward_hook(lambda m, args, out: states.append(out[0]))
     inv_tau = None if temperatures is None else 1.0 / temperatures[:T].to(tokens.device)
     logps, ents = [], []
-    for rows in torch.arange(B, device=tokens.device).split(micro_batch):
-        ids = torch.cat([input_ids[rows], tokens[rows]], 1)                       # (b, L + T)
-        am = torch.cat([attention_mask[rows].long(), mask[rows].long()], 1)
+    for mb in torch.arange(B, device=tokens.device).split(micro_batch):
+        ids = torch.cat([input_ids[mb], tokens[mb]], 1)                           # (b, L + T)
+        am = torch.cat([attention_mask[mb].long(), mask[mb].long()], 1)
         model(input_ids=ids, attention_mask=am, position_ids=positions_from_mask(am),
               use_cache=False, logits_to_keep=1)
         hidden = states.pop()[:, -T - 1:-1]                  # (b, T, H): states predicting y_t
-        c = max(1, chunk_tokens // len(rows))                # positions per slice
+        width = max(1, chunk_tokens // len(mb))              # positions per slice
         parts, part_ents = [], []
-        for s in range(0, T, c):
-            h, it = hidden[:, s:s + c], None if inv_tau is None else inv_tau[s:s + c]
+        for s in range(0, T, width):
+            h, it = hidden[:, s:s + width], None if inv_tau is None else inv_tau[s:s + width]
             parts.append(_SliceLogprob.apply(h, head.weight, head.bias, head,
-                                             tokens[rows, s:s + c], it, vocab_size))
+                                             tokens[mb, s:s + width], it, vocab_size))
             if with_entropy:
                 with torch.no_grad():
                     p = F.softmax(_slice_logits(h, head, it, vocab_size), -1)
@@ -312,18 +312,18 @@ def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tenso
                 advantages: torch.Tensor, mask: torch.Tensor, *, clip_low: float = 0.2,
                 clip_high: float = 0.28, tis_cap: float | None = 2.0,
                 dual_clip: float | None = None, kl_coef: float = 0.0,
-                logp_ref: torch.Tensor | None = None, num_tokens: float | None = None,
+                logp_ref: torch.Tensor | None = None, normaliser: float | None = None,
                 tis_level: str = "token"):
     """Token-level clipped policy loss with truncated importance sampling (eq. 5-7).
 
-    logp, logp_old, logp_mu, mask: (B, T); advantages: (B,). `num_tokens` is the token-mean
+    logp, logp_old, logp_mu, mask: (B, T); advantages: (B,). `normaliser` is the token-mean
     normaliser (the mask sum of the whole mini-batch when micro-batches accumulate).
     tis_level "token" (the released code) or "sequence" (the paper's formula, eq. 6').
     Returns (loss, stats) with stats as plain floats."""
     if tis_level not in ("token", "sequence"):
         raise ValueError(f"tis_level must be 'token' or 'sequence', got {tis_level!r}")
     m = mask.float()
-    n = m.sum().clamp(min=1.0) if num_tokens is None else float(num_tokens)
+    n = m.sum().clamp(min=1.0) if normaliser is None else float(normaliser)
     A = advantages.float()[:, None]                          # (B, 1) broadcast to every token
     ratio = torch.exp(logp - logp_old)                       # eq. 5: r_t
     pg1 = -A * ratio
@@ -356,19 +356,21 @@ def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tenso
 
 
 # === 6. Metrics (eq. 8) ==================================================================
-def worst_at_k(n: int, c: int, k: int) -> float:
+def worst_at_k(n: int, n_correct: int, k: int) -> float:
     """Unbiased worst@k: the chance that k of the n samples, drawn together, are all correct:
-    C(c, k) / C(n, k), as a product (no huge binomials)."""
-    if not 1 <= k <= n or not 0 <= c <= n:
-        raise ValueError(f"need 1 <= k <= n and 0 <= c <= n, got n={n} k={k} c={c}")
-    return math.prod((c - i) / (n - i) for i in range(k)) if c >= k else 0.0
+    C(n_correct, k) / C(n, k), as a product (no huge binomials)."""
+    if not 1 <= k <= n or not 0 <= n_correct <= n:
+        raise ValueError(f"need 1 <= k <= n and 0 <= n_correct <= n, got n={n} k={k} "
+                         f"n_correct={n_correct}")
+    return math.prod((n_correct - i) / (n - i) for i in range(k)) if n_correct >= k else 0.0
 
 
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k: 1 - C(n-c, k) / C(n, k), one minus the chance that k are all wrong."""
-    if not 1 <= k <= n or not 0 <= c <= n:             # checked here too: the error names c
-        raise ValueError(f"need 1 <= k <= n and 0 <= c <= n, got n={n} k={k} c={c}")
-    return 1.0 - worst_at_k(n, n - c, k)
+def pass_at_k(n: int, n_correct: int, k: int) -> float:
+    """Unbiased pass@k: 1 - C(n - n_correct, k) / C(n, k): not all k drawn samples are wrong."""
+    if not 1 <= k <= n or not 0 <= n_correct <= n:     # checked here: the error names n_correct
+        raise ValueError(f"need 1 <= k <= n and 0 <= n_correct <= n, got n={n} k={k} "
+                         f"n_correct={n_correct}")
+    return 1.0 - worst_at_k(n, n - n_correct, k)
 
 
 def maj_at_k(answers: Sequence, correct: Sequence[bool]) -> float:
@@ -401,17 +403,17 @@ def per_problem_metrics(correct: Sequence[Sequence[bool]], ks: Sequence[int] = (
 
 # === 7. One RL step: rollout -> rewards -> advantages -> old log-probs -> update =========
 @torch.no_grad()
-def old_logprobs(policy, input_ids, attention_mask, roll: Rollout, rows: torch.Tensor, *,
+def old_logprobs(policy, input_ids, attention_mask, roll: Rollout, active: torch.Tensor, *,
                  micro_batch: int = 8, vocab_size: int | None = None, chunk_tokens: int = 256,
                  ref_model=None):
-    """log pi_old (eq. 5) and, with a reference model, log pi_ref (eq. 7), no grad. `rows`
+    """log pi_old (eq. 5) and, with a reference model, log pi_ref (eq. 7), no grad. `active`
     (bool, (N,)) get a fresh forward with the update's numerics (in bf16 the sampler's cached
     logits differ by ~1e-2); the others keep the sampler's tau = 1 log-probs, never used."""
     kw = dict(micro_batch=micro_batch, vocab_size=vocab_size, chunk_tokens=chunk_tokens)
     logp_old, logp_ref = roll.logp_pi.clone(), None
-    if rows.any():
-        logp_old[rows] = token_logprobs(policy, input_ids[rows], attention_mask[rows],
-                                        roll.tokens[rows], roll.mask[rows], **kw)
+    if active.any():
+        logp_old[active] = token_logprobs(policy, input_ids[active], attention_mask[active],
+                                          roll.tokens[active], roll.mask[active], **kw)
     if ref_model is not None:
         logp_ref = token_logprobs(ref_model, input_ids, attention_mask, roll.tokens, roll.mask, **kw)
     return logp_old, logp_ref
@@ -428,11 +430,11 @@ def clip_grad_norm(params, max_norm: float) -> float:
 
 
 def update(policy, optimizer, input_ids, attention_mask, roll: Rollout, advantages,
-           logp_old, *, rows: torch.Tensor, logp_ref=None, num_minibatches: int = 4,
+           logp_old, *, active: torch.Tensor, logp_ref=None, num_minibatches: int = 4,
            micro_batch: int = 8, max_grad_norm: float = 1.0, vocab_size: int | None = None,
            chunk_tokens: int = 256, mean_over_ranks: Callable | None = None, **loss_kwargs) -> dict:
     """num_minibatches optimiser steps over N answers (eq. 5-7), each accumulated over
-    micro-batches of the `rows` with signal (bool, (N,); the others have zero gradient), with
+    micro-batches of the `active` answers (those with signal (bool, (N,); the others have zero gradient), with
     the token mean over the whole mini-batch. Data parallel: `mean_over_ranks` averages a count
     over ranks; DDP/FSDP average gradients, so normalising by the mean count is the global
     token mean (ranks then score every row, to run the same forwards)."""
@@ -443,9 +445,9 @@ def update(policy, optimizer, input_ids, attention_mask, roll: Rollout, advantag
     sums, grad_norms = Counter(), []
     for mb in torch.arange(N, device=roll.tokens.device).split(N // num_minibatches):  # (N/M,)
         n_tok = float(avg(roll.mask[mb].sum().float()))      # eq. 7: mean over the mini-batch
-        if float(avg(rows[mb].sum().float())) == 0:
+        if float(avg(active[mb].sum().float())) == 0:
             continue                                          # no signal on any rank: no step
-        scored = mb if mean_over_ranks else mb[rows[mb]]     # ranks run the same forwards
+        scored = mb if mean_over_ranks else mb[active[mb]]     # ranks run the same forwards
         for mb_rows in scored.split(micro_batch):            # (b,) one forward/backward
             T = int(roll.mask[mb_rows].sum(1).max())         # trim this micro-batch's padding
             logp = token_logprobs(policy, input_ids[mb_rows], attention_mask[mb_rows],
@@ -454,7 +456,7 @@ def update(policy, optimizer, input_ids, attention_mask, roll: Rollout, advantag
             loss, st = policy_loss(logp, logp_old[mb_rows, :T], roll.logp_mu[mb_rows, :T],
                                    advantages[mb_rows], roll.mask[mb_rows, :T],
                                    logp_ref=None if logp_ref is None else logp_ref[mb_rows, :T],
-                                   num_tokens=max(n_tok, 1.0), **loss_kwargs)
+                                   normaliser=max(n_tok, 1.0), **loss_kwargs)
             loss.backward()
             sums.update({k: v * st["tokens"] for k, v in st.items() if k != "tokens"})
             sums["tokens"] += st["tokens"]
@@ -502,39 +504,39 @@ def rl_step(policy, optimizer, input_ids: torch.Tensor, attention_mask: torch.Te
             reward_fn: Callable[[Rollout], torch.Tensor], temperatures: torch.Tensor, *,
             group_size: int, eos_token_id, pad_token_id: int, generator=None,
             vocab_size: int | None = None, num_minibatches: int = 4, micro_batch: int = 8,
-            clip_low: float = 0.2, clip_high: float = 0.28, tis_cap: float | None = 2.0,
-            dual_clip: float | None = None, kl_coef: float = 0.0, ref_model=None,
-            max_grad_norm: float = 1.0, recompute_old: bool = True, tis_level: str = "token",
-            chunk_tokens: int = 256, mean_over_ranks: Callable | None = None, sample_fn=sample):
+            max_grad_norm: float = 1.0, ref_model=None, recompute_old: bool = True,
+            chunk_tokens: int = 256, mean_over_ranks: Callable | None = None, sample_fn=sample,
+            **loss_kwargs):
     """One step of TIS-DAPO (GRPO with kl_coef > 0) on P prompts (P, L): each is answered
     group_size times by the sampler (mu); reward_fn(rollout) -> (P * group_size,) rewards.
-    `sample_fn` stands in for `sample` (e.g. to gather sharded weights first);
+    `loss_kwargs` go to policy_loss (clip_low, clip_high, tis_cap, dual_clip, kl_coef,
+    tis_level); `sample_fn` stands in for `sample` (e.g. to gather sharded weights first);
     `mean_over_ranks` is update's data-parallel hook. Returns (stats, rollout, rewards)."""
     ids = input_ids.repeat_interleave(group_size, 0)          # (N, L): rows of a group adjacent
     am = attention_mask.repeat_interleave(group_size, 0)
+    kl = bool(loss_kwargs.get("kl_coef"))
     was_training = policy.training
     policy.eval()                                             # KV cache on, no checkpointing
     t0 = time.perf_counter()
     roll = sample_fn(policy, ids, am, temperatures, eos_token_id=eos_token_id,        # 1.
                      pad_token_id=pad_token_id, generator=generator, vocab_size=vocab_size)
     t_rollout = time.perf_counter() - t0
-    rewards = reward_fn(roll).float().to(ids.device)                                   # 2.
+    rewards = reward_fn(roll).float().to(ids.device)                                   # 3.
     t0 = time.perf_counter()
-    adv = group_advantages(rewards, group_size)                                        # 3.
-    # a row with A = 0 and no KL term has zero gradient: it is never scored nor updated,
+    adv = group_advantages(rewards, group_size)                                        # 4.
+    # an answer with A = 0 and no KL term has zero gradient: it is never scored nor updated,
     # but its tokens still count in the token mean
-    rows = (adv != 0) | bool(kl_coef)                                                  # (N,)
-    lockstep = rows | (mean_over_ranks is not None)          # data parallel: score every row
+    active = (adv != 0) | kl                                                           # (N,)
+    lockstep = active | (mean_over_ranks is not None)        # data parallel: score every row
     kw = dict(micro_batch=micro_batch, vocab_size=vocab_size, chunk_tokens=chunk_tokens)
-    logp_old, logp_ref = old_logprobs(policy, ids, am, roll, lockstep & recompute_old,  # 4.
-                                      ref_model=ref_model if kl_coef else None, **kw)
+    logp_old, logp_ref = old_logprobs(policy, ids, am, roll, lockstep & recompute_old,  # 5.
+                                      ref_model=ref_model if kl else None, **kw)
     policy.train()                                            # checkpointing/dropout as set
-    sums = update(policy, optimizer, ids, am, roll, adv, logp_old, rows=rows,        # 5.
+    sums = update(policy, optimizer, ids, am, roll, adv, logp_old, active=active,     # 6.
                   logp_ref=logp_ref, num_minibatches=num_minibatches,
                   max_grad_norm=max_grad_norm, mean_over_ranks=mean_over_ranks, **kw,
-                  clip_low=clip_low, clip_high=clip_high, tis_cap=tis_cap, dual_clip=dual_clip,
-                  kl_coef=kl_coef, tis_level=tis_level)
+                  **loss_kwargs)
     policy.train(was_training)
-    stats = step_stats(roll, rewards, temperatures, group_size, sums,                 # 6.
+    stats = step_stats(roll, rewards, temperatures, group_size, sums,
                        t_rollout, time.perf_counter() - t0)
     return stats, roll, rewards

@@ -56,7 +56,7 @@ def one_update(model, ids, am, roll, adv, mean_over_ranks=None):
     opt = torch.optim.SGD(model.parameters(), lr=0.5)        # FSDP: the sharded parameters
     with torch.no_grad():
         logp_old = ead.token_logprobs(model, ids, am, roll.tokens, roll.mask, vocab_size=V_REAL)
-    return ead.update(model, opt, ids, am, roll, adv, logp_old, rows=adv != 0,
+    return ead.update(model, opt, ids, am, roll, adv, logp_old, active=adv != 0,
                       num_minibatches=1, micro_batch=3, max_grad_norm=1e9, vocab_size=V_REAL,
                       mean_over_ranks=mean_over_ranks)
 

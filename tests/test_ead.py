@@ -312,7 +312,7 @@ def test_num_tokens_normaliser_sums_micro_batches():
     whole, _ = ead.policy_loss(logp, old, old, adv, mask)
     n = float(mask.sum())
     parts = sum(ead.policy_loss(logp[i:i + 2], old[i:i + 2], old[i:i + 2], adv[i:i + 2],
-                                mask[i:i + 2], num_tokens=n)[0] for i in range(0, 6, 2))
+                                mask[i:i + 2], normaliser=n)[0] for i in range(0, 6, 2))
     assert parts.item() == pytest.approx(whole.item(), abs=1e-6)
 
 
@@ -328,9 +328,9 @@ def test_pass_and_worst_at_k_equal_brute_force(n):
                 sum(any(s) for s in subsets) / len(subsets))
             assert ead.worst_at_k(n, c, k) == pytest.approx(
                 sum(all(s) for s in subsets) / len(subsets))
-    with pytest.raises(ValueError, match="n=4 k=5 c=2"):      # the caller's c, not n - c
+    with pytest.raises(ValueError, match="n=4 k=5 n_correct=2"):   # the caller's count, not n - c
         ead.pass_at_k(4, 2, 5)
-    with pytest.raises(ValueError, match="n=4 k=2 c=5"):
+    with pytest.raises(ValueError, match="n=4 k=2 n_correct=5"):
         ead.pass_at_k(4, 5, 2)
 
 
