@@ -9,8 +9,11 @@ separators, decimals, fractions, mixed numbers, radicals, polynomials, tuples, s
 intervals and unions, matrices (some with a scalar factored out), multiple choice, words.
 Half of the cases are correct. Prints the rate, the slowest single call, and the share of
 correct verdicts on cases whose truth is known by construction; then the false rewards on the
-random strings of tests/test_verify_garbage.py (printable junk, word salad, digits and
-operators, random token decodes), each scored against every gold 0..20.
+random strings of bench/verify_cases.py (printable junk, word salad, digits and operators,
+random token decodes), each scored against every gold 0..20; then, on the labelled
+adversarial cases of verify_cases.ADVERSARY, how many tricks are paid and how many of their
+legitimate twins are refused; last, the slowest call on adversarial inputs of 100,000
+characters (the most of a completion that is read) and of 1 MB.
 """
 import argparse
 import os
@@ -18,10 +21,10 @@ import random
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path[:0] = [ROOT, os.path.join(ROOT, "tests")]
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import verify  # noqa: E402
-from test_verify_garbage import false_rewards, random_strings  # noqa: E402
+from verify_cases import (ADVERSARY, best_of_3, false_rewards, huge_inputs,  # noqa: E402
+                          random_strings)
 
 
 def spellings(rng):
@@ -111,6 +114,18 @@ def main():
           f"({len(strings) / dt:,.0f} strings/s; an answer extracted from {found})")
     for s in paid[:10]:
         print("  paid:", repr(s))
+    cases = [case for table in ADVERSARY.values() for case in table]
+    tricks, twins = sum(not want for *_, want in cases), sum(want == 1.0 for *_, want in cases)
+    paid = sum(verify.reward(text, gold) == 1.0 for text, gold, want in cases if not want)
+    refused = sum(verify.reward(text, gold) == 0.0 for text, gold, want in cases if want)
+    print(f"adversarial cases in {len(ADVERSARY)} categories: {paid}/{tricks} tricks paid, "
+          f"{refused}/{twins} legitimate twins refused")
+    for size in (verify.MAX_TEXT, 1_000_000):       # the longest text read, and more
+        huge = huge_inputs(size)
+        slowest = max(best_of_3(fn, text, gold)[1] for text in huge for gold in ("5", text[:300])
+                      for fn in (verify.reward, verify.is_equiv))
+        print(f"slowest call on {len(huge)} adversarial inputs of {size:,} characters: "
+              f"{slowest * 1e3:.1f} ms (best of 3 runs, reward and is_equiv)")
 
 
 if __name__ == "__main__":
