@@ -1,13 +1,16 @@
 """Exploratory Annealed Decoding (EAD) for RL with verifiable rewards, in one file.
 
-Read top to bottom; "eq. n" is the README's numbered equation n ("EAD in seven steps"):
-  1. the schedule        tau_t = max(1 + tau_max - exp(t / d_s), tau_min)            eq. 1-2
-  2. the sampler         one loop over the KV cache that records log mu(y_t)         eq. 3
-  3. generate() hook     the same schedule as a transformers LogitsProcessor
-  4. the scorer          log pi(y_t), never holding (rows, T, vocabulary) logits     eq. 3
-  5. the update          group advantages, then the truncated-IS clipped loss        eq. 4-7
-  6. the metrics         pass@k, worst@k, mean@n, maj@n                              eq. 8
-  7. the RL step         rollout -> rewards -> advantages -> old log-probs -> update
+Read top to bottom. The sections follow the README's seven steps ("EAD in seven steps"), and
+"eq. n" is the README's numbered equation n:
+  1. sample with an annealed temperature   the schedule tau_t                      eq. 1-2
+  2. record the behaviour policy           the KV-cache sampler keeps log mu(y_t)  eq. 3
+  3. reward                                the caller's reward_fn (verify.reward)
+  4. advantages per group                  (R - mean) / (std + eps)                eq. 4
+  5. old log-probs                         the scorer: log pi(y_t) of given answers
+  6. update                                the truncated-IS clipped token loss     eq. 5-7
+  7. evaluate                              pass@k, worst@k, mean@n, maj@n          eq. 8
+then rl_step, steps 1-6 in one call, and the machinery under them: the KV cache, gradient
+clipping under FSDP, the step's log line.
 
 The runners (train_tiny.py on a CPU, train_qwen.py on GPUs) import this module; it imports
 nothing of theirs, and each function can be copied out on its own.
@@ -27,7 +30,7 @@ from transformers import DynamicCache, LogitsProcessor, StaticCache
 from transformers.cache_utils import Cache, DynamicLayer
 
 
-# === 1. The EAD temperature schedule (eq. 1-2) ===========================================
+# === 1. Sample with an annealed temperature: the schedule (eq. 1-2) ======================
 def ead_schedule(num_tokens: int, step: int = 0, *, tau_max: float = 1.2, tau_min: float = 0.1,
                  d0: float = 500.0, alpha: float = 100.0, d_max: float = 800000.0,
                  c: int = 10) -> torch.Tensor:
@@ -54,13 +57,13 @@ def decoding(name: str, num_tokens: int, step: int = 0, **ead_kwargs) -> torch.T
         return ead_schedule(num_tokens, step, **ead_kwargs)
     if name == "greedy":
         return torch.zeros(num_tokens)
-    m = re.fullmatch(r"tau=(\d+(?:\.\d+)?)", name)
-    if not m or float(m[1]) <= 0:
+    match = re.fullmatch(r"tau=(\d+(?:\.\d+)?)", name)
+    if not match or float(match[1]) <= 0:
         raise ValueError(f"unknown decoding {name!r}: use 'ead', 'tau=X' with X > 0, or 'greedy'")
-    return torch.full((num_tokens,), float(m[1]))
+    return torch.full((num_tokens,), float(match[1]))
 
 
-# === 2. The annealed sampler over the KV cache (eq. 3) ===================================
+# === 2. Record the behaviour policy: the sampler keeps log mu (eq. 3) ====================
 class Rollout(NamedTuple):
     tokens: torch.Tensor   # (B, T) long, pad after EOS
     mask: torch.Tensor     # (B, T) bool, True on answer tokens (EOS included)
@@ -82,46 +85,6 @@ def positions_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-class _GrowingLayer(DynamicLayer):
-    """One layer's KV cache, allocated once for all positions, that hands attention only the
-    filled prefix: no copy of the whole cache per token (DynamicCache concatenates), and no
-    attention over empty slots (StaticCache's fixed shape)."""
-
-    def __init__(self, max_len: int):
-        super().__init__()
-        self.max_len, self.filled = max_len, 0
-
-    def update(self, key_states, value_states, *args, **kwargs):
-        if not self.is_initialized:                          # (B, heads, max_len, head_dim)
-            self.is_initialized, self.device = True, key_states.device
-            self.k_buf, self.v_buf = (x.new_empty(*x.shape[:2], self.max_len, x.shape[-1])
-                                      for x in (key_states, value_states))
-        n, self.filled = self.filled, self.filled + key_states.shape[-2]
-        self.k_buf[:, :, n:self.filled] = key_states
-        self.v_buf[:, :, n:self.filled] = value_states
-        self.keys, self.values = self.k_buf[:, :, :self.filled], self.v_buf[:, :, :self.filled]
-        return self.keys, self.values
-
-
-def kv_cache(model, kind: str, max_len: int):
-    """'growing' (preallocated, attention over what is filled), 'static' (one shape for every
-    decode step: what CUDA graphs need) or 'dynamic' (transformers' default: it concatenates)."""
-    cfg = model.config.get_text_config()
-    full = all(t == "full_attention" for t in getattr(cfg, "layer_types", None) or ["full_attention"])
-    if kind == "growing" and full:                           # sliding windows: the default
-        return Cache(layers=[_GrowingLayer(max_len) for _ in range(cfg.num_hidden_layers)])
-    if kind == "static":
-        return StaticCache(config=model.config, max_cache_len=max_len)
-    if kind not in ("growing", "dynamic"):
-        raise ValueError(f"unknown KV cache {kind!r}: use growing, static or dynamic")
-    return DynamicCache(config=model.config)
-
-
-def _cache_kwarg(model) -> str:
-    # transformers renamed forward(past_key_values=) to forward(cache=) in 5.2x
-    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
-
-
 @torch.no_grad()
 def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
            temperatures: torch.Tensor, *, eos_token_id, pad_token_id: int,
@@ -132,9 +95,10 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     Token t of row b comes from softmax(logits_t / temperatures[b, t]) (eq. 3; no top-k/top-p,
     which would change mu); temperature 0 is greedy, an exact argmax. `temperatures` is (T,),
     or (B, T) for one schedule per row. The loop stops once every row has emitted an EOS.
-    `generator` (on the model's device) makes draws reproducible; `vocab_size` masks lm_head
-    rows past the tokenizer. `cache` is a kv_cache kind; with "static" every decode step has
-    one shape, and `decode_step` (e.g. torch.compile(model)) can run those steps."""
+    `generator` (on the model's device) makes draws reproducible; `vocab_size` masks the
+    padded vocabulary entries (ids >= vocab_size). `cache` is a kv_cache kind; with "static"
+    every decode step has one shape, and `decode_step` (e.g. torch.compile(model)) can run
+    those steps."""
     (B, L), device = input_ids.shape, input_ids.device
     temperatures = temperatures.to(device).float().expand(B, -1)     # (B, T)
     T = temperatures.shape[1]
@@ -192,9 +156,9 @@ def sample(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                                                 for x in (logp_mu, logp_pi, entropy)))
 
 
-# === 3. The same schedule inside model.generate ==========================================
 class EADLogitsProcessor(LogitsProcessor):
-    """Divides the logits of answer token t by temperatures[t] inside model.generate.
+    """The same schedule inside model.generate: divides the logits of answer token t by
+    temperatures[t].
 
     Call generate with do_sample=True, temperature=1.0, top_k=0, top_p=1.0 (transformers
     otherwise applies top_k=50, and samples would not follow mu). `prompt_length` is the
@@ -217,47 +181,97 @@ class EADLogitsProcessor(LogitsProcessor):
         return scores
 
 
-# === 4. The scorer: log pi(y_t) of given answers (eq. 3), chunked over positions =========
-def _slice_logits(hidden, head, inv_tau, vocab_size) -> torch.Tensor:
-    """(b, c, H) -> (b, c, V) fp32 logits / tau_t, padded vocabulary rows at -inf."""
-    logits = F.linear(hidden, head.weight, head.bias).float()
+# === 4. Advantages per group (eq. 4); step 3, the reward, is the caller's reward_fn ======
+def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6) -> torch.Tensor:
+    """(R - group mean) / (group std + eps) for consecutive groups of `group_size` answers."""
+    if group_size < 1 or rewards.numel() % group_size:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    r = rewards.float().view(-1, group_size)                 # (G, n)
+    std = r.std(-1, keepdim=True) if group_size > 1 else torch.zeros_like(r[:, :1])
+    adv = (r - r.mean(-1, keepdim=True)) / (std + eps)      # eq. 4 (unbiased std, as verl)
+    flat = r.amax(-1, keepdim=True) == r.amin(-1, keepdim=True)
+    return adv.masked_fill(flat, 0.0).view(-1)               # equal rewards: exactly no signal
+
+
+# === 5. Old log-probs: the scorer, log pi(y_t) of given answers ==========================
+def logprobs_of(logits: torch.Tensor, tokens: torch.Tensor,
+                temperatures: torch.Tensor | None = None,
+                vocab_size: int | None = None) -> torch.Tensor:
+    """log_softmax(logits / tau)[y] in fp32 (eq. 3 with tau_t; log pi at tau = 1): the plain
+    reading of the scorer. logits (..., V), tokens (...), temperatures (> 0) broadcast against
+    tokens, e.g. (T,) for (B, T). It holds (..., V) fp32 log-probs: 0.6 MB per answer token at
+    Qwen's 151,936 tokens, which token_logprobs below never holds for a whole answer."""
+    z = logits.float()                                       # (..., V)
+    if vocab_size is not None:                               # padded vocabulary entries
+        z = z.masked_fill(torch.arange(z.shape[-1], device=z.device) >= vocab_size, -math.inf)
+    if temperatures is not None:
+        z = z / temperatures.to(z.device)[..., None]
+    return F.log_softmax(z, -1).gather(-1, tokens[..., None]).squeeze(-1)
+
+
+def _slice_logits(hidden, head, inv_tau, vocab_size, at: slice) -> torch.Tensor:
+    """Positions `at` of hidden (b, T, H) -> (b, w, V) fp32 logits / tau_t, padded vocabulary
+    entries at -inf: logprobs_of's z, for w positions."""
+    logits = F.linear(hidden[:, at], head.weight, head.bias).float()
     if vocab_size is not None:
         logits[..., vocab_size:] = float("-inf")
-    return logits if inv_tau is None else logits.mul_(inv_tau[None, :, None])
+    return logits if inv_tau is None else logits.mul_(inv_tau[at][None, :, None])
 
 
-class _SliceLogprob(torch.autograd.Function):
-    """log-softmax(logits / tau)[y] of one slice of positions (eq. 3). The backward recomputes
-    the logits instead of saving them and turns them, in place, into the gradient
-    d logp / d logits = onehot(y) - softmax: one (b, c, V) buffer at a time, either way."""
+class _ChunkedLogprob(torch.autograd.Function):
+    """logprobs_of(hidden @ W.T + bias, tokens, tau) of one micro-batch, `width` positions at
+    a time: one (b, width, V) slice of logits is alive, never (b, T, V). The backward recomputes
+    each slice's logits instead of saving them, turns them in place into the gradient
+    d logp / d logits = onehot(y) - softmax, and adds every slice's share of the vocabulary
+    matrix's gradient into ONE (V, H) buffer (a gradient per slice would leave autograd two
+    (V, H) tensors to sum). W and bias are inputs so that autograd, and DDP/FSDP with it, route
+    their gradients to the parameters; both passes read them from `head`."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, head, tokens, inv_tau, vocab_size):
-        logits = _slice_logits(hidden, head, inv_tau, vocab_size)           # (b, c, V)
-        lse = torch.logsumexp(logits, -1)                                    # (b, c)
+    def forward(ctx, hidden, weight, bias, head, tokens, inv_tau, vocab_size, width):
+        logp = hidden.new_empty(tokens.shape, dtype=torch.float32)             # (b, T)
+        lse = torch.empty_like(logp)                                           # (b, T)
+        for s in range(0, tokens.shape[1], width):
+            at = slice(s, s + width)
+            z = _slice_logits(hidden, head, inv_tau, vocab_size, at)          # (b, w, V)
+            lse[:, at] = torch.logsumexp(z, -1)
+            logp[:, at] = z.gather(-1, tokens[:, at, None]).squeeze(-1) - lse[:, at]  # eq. 3
+            del z                                            # before the next slice is built
         ctx.save_for_backward(hidden, tokens, inv_tau, lse)
-        ctx.head, ctx.vocab_size = head, vocab_size
-        return logits.gather(-1, tokens[..., None]).squeeze(-1) - lse
+        ctx.head, ctx.vocab_size, ctx.width = head, vocab_size, width
+        return logp
 
     @staticmethod
-    def backward(ctx, grad):                                                 # (b, c)
+    def backward(ctx, grad):                                                   # (b, T)
         hidden, tokens, inv_tau, lse = ctx.saved_tensors
-        g = _slice_logits(hidden, ctx.head, inv_tau, ctx.vocab_size).sub_(lse[..., None])
-        g = g.exp_().mul_(-grad[..., None])                                  # -grad * softmax
-        g.scatter_add_(-1, tokens[..., None], grad[..., None])              # +grad at y
-        if inv_tau is not None:
-            g.mul_(inv_tau[None, :, None])                                   # through z / tau
-        g = g.to(hidden.dtype)
-        grad_w = g.flatten(0, 1).T @ hidden.flatten(0, 1) if ctx.needs_input_grad[1] else None
-        grad_b = g.sum((0, 1)) if ctx.needs_input_grad[2] else None
-        return g @ ctx.head.weight, grad_w, grad_b, None, None, None, None
+        head, (need_h, need_w, need_b) = ctx.head, ctx.needs_input_grad[:3]
+        grad_h = torch.empty_like(hidden) if need_h else None                  # (b, T, H)
+        grad_w = torch.zeros_like(head.weight) if need_w else None             # (V, H)
+        grad_b = torch.zeros_like(head.bias) if need_b else None               # (V,)
+        for s in range(0, tokens.shape[1], ctx.width):
+            at, gr = slice(s, s + ctx.width), grad[:, s:s + ctx.width, None]   # (b, w, 1)
+            g = _slice_logits(hidden, head, inv_tau, ctx.vocab_size, at)
+            g = g.sub_(lse[:, at, None]).exp_().mul_(-gr)                     # -grad * softmax
+            g.scatter_add_(-1, tokens[:, at, None], gr)                       # +grad at y
+            if inv_tau is not None:
+                g.mul_(inv_tau[at][None, :, None])                             # through z / tau
+            g = g.to(hidden.dtype)                                             # (b, w, V)
+            if need_h:
+                grad_h[:, at] = g @ head.weight
+            if need_w:                                                         # in place
+                grad_w.addmm_(g.flatten(0, 1).T, hidden[:, at].flatten(0, 1))
+            if need_b:
+                grad_b += g.sum((0, 1))
+            del g                                            # before the next slice is built
+        return grad_h, grad_w, grad_b, None, None, None, None, None
 
 
 def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                    tokens: torch.Tensor, mask: torch.Tensor, *, micro_batch: int = 8,
                    temperatures: torch.Tensor | None = None, vocab_size: int | None = None,
                    with_entropy: bool = False, chunk_tokens: int = 256):
-    """log-softmax(logits / tau_t) at `tokens` (B, T), in fp32, micro_batch rows at a time.
+    """logprobs_of(the model's logits, tokens, temperatures) at `tokens` (B, T), in fp32,
+    micro_batch rows at a time, with its gradient.
 
     The body runs once per micro-batch; the vocabulary projection runs on slices of about
     `chunk_tokens` (row, position) pairs, so neither pass holds the (rows, T, V) logits (0.6 MB
@@ -273,41 +287,43 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     hook = base.get_decoder().register_forward_hook(lambda m, args, out: states.append(out[0]))
     inv_tau = None if temperatures is None else 1.0 / temperatures[:T].to(tokens.device)
     logps, ents = [], []
-    for mb in torch.arange(B, device=tokens.device).split(micro_batch):
-        ids = torch.cat([input_ids[mb], tokens[mb]], 1)                           # (b, L + T)
-        am = torch.cat([attention_mask[mb].long(), mask[mb].long()], 1)
+    for micro in torch.arange(B, device=tokens.device).split(micro_batch):
+        ids = torch.cat([input_ids[micro], tokens[micro]], 1)                     # (b, L + T)
+        am = torch.cat([attention_mask[micro].long(), mask[micro].long()], 1)
         model(input_ids=ids, attention_mask=am, position_ids=positions_from_mask(am),
               use_cache=False, logits_to_keep=1)
         hidden = states.pop()[:, -T - 1:-1]                  # (b, T, H): states predicting y_t
-        width = max(1, chunk_tokens // len(mb))              # positions per slice
-        parts, part_ents = [], []
-        for s in range(0, T, width):
-            h, it = hidden[:, s:s + width], None if inv_tau is None else inv_tau[s:s + width]
-            parts.append(_SliceLogprob.apply(h, head.weight, head.bias, head,
-                                             tokens[mb, s:s + width], it, vocab_size))
-            if with_entropy:
-                with torch.no_grad():
-                    p = F.softmax(_slice_logits(h, head, it, vocab_size), -1)
-                    part_ents.append(torch.special.entr(p).sum(-1))
-        logps.append(torch.cat(parts, 1))
-        ents.append(torch.cat(part_ents, 1) if with_entropy else None)
+        width = max(1, chunk_tokens // len(micro))           # positions per slice
+        logps.append(_ChunkedLogprob.apply(hidden, head.weight, head.bias, head, tokens[micro],
+                                           inv_tau, vocab_size, width))            # (b, T)
+        if with_entropy:                                     # a diagnostic: its own pass
+            with torch.no_grad():
+                ents.append(torch.cat([torch.special.entr(F.softmax(_slice_logits(
+                    hidden, head, inv_tau, vocab_size, slice(s, s + width)), -1)).sum(-1)
+                    for s in range(0, T, width)], 1))
     hook.remove()
     logp = torch.cat(logps).where(mask, torch.zeros((), device=tokens.device))
     return (logp, torch.cat(ents)) if with_entropy else logp
 
 
-# === 5. The update: group advantages and the truncated-IS clipped loss (eq. 4-7) =========
-def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-6) -> torch.Tensor:
-    """(R - group mean) / (group std + eps) for consecutive groups of `group_size` answers."""
-    if group_size < 1 or rewards.numel() % group_size:
-        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
-    r = rewards.float().view(-1, group_size)                 # (G, n)
-    std = r.std(-1, keepdim=True) if group_size > 1 else torch.zeros_like(r[:, :1])
-    adv = (r - r.mean(-1, keepdim=True)) / (std + eps)      # eq. 4 (unbiased std, as verl)
-    flat = r.amax(-1, keepdim=True) == r.amin(-1, keepdim=True)
-    return adv.masked_fill(flat, 0.0).view(-1)               # equal rewards: exactly no signal
+@torch.no_grad()
+def old_logprobs(policy, input_ids, attention_mask, roll: Rollout, active: torch.Tensor, *,
+                 micro_batch: int = 8, vocab_size: int | None = None, chunk_tokens: int = 256,
+                 ref_model=None):
+    """log pi_old (eq. 5) and, with a reference model, log pi_ref (eq. 7), no grad. `active`
+    (bool, (N,)) get a fresh forward with the update's numerics (in bf16 the sampler's cached
+    logits differ by ~1e-2); the others keep the sampler's tau = 1 log-probs, never used."""
+    kw = dict(micro_batch=micro_batch, vocab_size=vocab_size, chunk_tokens=chunk_tokens)
+    logp_old, logp_ref = roll.logp_pi.clone(), None
+    if active.any():
+        logp_old[active] = token_logprobs(policy, input_ids[active], attention_mask[active],
+                                          roll.tokens[active], roll.mask[active], **kw)
+    if ref_model is not None:
+        logp_ref = token_logprobs(ref_model, input_ids, attention_mask, roll.tokens, roll.mask, **kw)
+    return logp_old, logp_ref
 
 
+# === 6. Update: the clipped, importance-corrected token loss (eq. 5-7) ===================
 def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tensor,
                 advantages: torch.Tensor, mask: torch.Tensor, *, clip_low: float = 0.2,
                 clip_high: float = 0.28, tis_cap: float | None = 2.0,
@@ -323,7 +339,7 @@ def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tenso
     if tis_level not in ("token", "sequence"):
         raise ValueError(f"tis_level must be 'token' or 'sequence', got {tis_level!r}")
     m = mask.float()
-    n = m.sum().clamp(min=1.0) if normaliser is None else float(normaliser)
+    normaliser = m.sum().clamp(min=1.0) if normaliser is None else float(normaliser)
     A = advantages.float()[:, None]                          # (B, 1) broadcast to every token
     ratio = torch.exp(logp - logp_old)                       # eq. 5: r_t
     pg1 = -A * ratio
@@ -340,10 +356,10 @@ def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tenso
     if kl_coef:
         if logp_ref is None:
             raise ValueError("kl_coef > 0 needs logp_ref")
-        d = logp_ref - logp
-        kl = torch.exp(d) - d - 1.0                          # eq. 7: k3 estimator
+        delta = logp_ref - logp
+        kl = torch.exp(delta) - delta - 1.0                  # eq. 7: k3 estimator
         per_token = per_token + kl_coef * kl
-    loss = (per_token * m).sum() / n                         # eq. 7: token mean
+    loss = (per_token * m).sum() / normaliser                # eq. 7: token mean
     with torch.no_grad():                                    # token means of the step's health
         avg = lambda x: float((x * m).sum() / m.sum().clamp(min=1.0))   # noqa: E731
         clipped = (pg2 > pg1).float()
@@ -355,7 +371,49 @@ def policy_loss(logp: torch.Tensor, logp_old: torch.Tensor, logp_mu: torch.Tenso
     return loss, stats
 
 
-# === 6. Metrics (eq. 8) ==================================================================
+def update(policy, optimizer, input_ids, attention_mask, roll: Rollout, advantages,
+           logp_old, *, active: torch.Tensor, logp_ref=None, num_minibatches: int = 4,
+           micro_batch: int = 8, max_grad_norm: float = 1.0, vocab_size: int | None = None,
+           chunk_tokens: int = 256, mean_over_ranks: Callable | None = None, **loss_kwargs) -> dict:
+    """num_minibatches optimiser steps over N answers (eq. 5-7), each accumulated over
+    micro-batches of the `active` answers (bool, (N,): those with signal; the others have
+    zero gradient), with the token mean over the whole mini-batch, and the global gradient
+    norm clipped to max_grad_norm. Data parallel: `mean_over_ranks` averages a count over
+    ranks; DDP/FSDP average gradients, so normalising by the mean count is the global token
+    mean (ranks then score every row, to run the same forwards)."""
+    N = roll.tokens.shape[0]
+    if N % num_minibatches:
+        raise ValueError(f"{N} answers do not split into {num_minibatches} mini-batches")
+    avg = mean_over_ranks or (lambda x: x)
+    sums, grad_norms = Counter(), []
+    for mini in torch.arange(N, device=roll.tokens.device).split(N // num_minibatches):  # (N/M,)
+        normaliser = max(float(avg(roll.mask[mini].sum().float())), 1.0)  # eq. 7: the mini-batch
+        if float(avg(active[mini].sum().float())) == 0:
+            continue                                          # no signal on any rank: no step
+        scored = mini if mean_over_ranks else mini[active[mini]]   # ranks run the same forwards
+        for micro in scored.split(micro_batch):              # (b,) one forward/backward
+            T = int(roll.mask[micro].sum(1).max())           # trim this micro-batch's padding
+            logp = token_logprobs(policy, input_ids[micro], attention_mask[micro],
+                                  roll.tokens[micro, :T], roll.mask[micro, :T],
+                                  vocab_size=vocab_size, chunk_tokens=chunk_tokens)  # (b, T)
+            loss, st = policy_loss(logp, logp_old[micro, :T], roll.logp_mu[micro, :T],
+                                   advantages[micro], roll.mask[micro, :T],
+                                   logp_ref=None if logp_ref is None else logp_ref[micro, :T],
+                                   normaliser=normaliser, **loss_kwargs)
+            loss.backward()
+            sums.update({k: v * st["tokens"] for k, v in st.items() if k != "tokens"})
+            sums["tokens"] += st["tokens"]
+            sums["loss"] += float(loss.detach())
+        # listed after the backward: FSDP swaps sharded and gathered parameters in and out
+        params = [p for p in policy.parameters() if p.requires_grad]
+        grad_norms.append(clip_grad_norm(params, max_grad_norm))
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)                # no gradient outlives its step
+    sums["updates"], sums["grad_norm_sum"] = len(grad_norms), sum(grad_norms)
+    return sums
+
+
+# === 7. Evaluate (eq. 8) =================================================================
 def worst_at_k(n: int, n_correct: int, k: int) -> float:
     """Unbiased worst@k: the chance that k of the n samples, drawn together, are all correct:
     C(n_correct, k) / C(n, k), as a product (no huge binomials)."""
@@ -387,87 +445,113 @@ def per_problem_metrics(correct: Sequence[Sequence[bool]], ks: Sequence[int] = (
     lists, to average, sum over ranks or bootstrap. `votes`: one answer key per sample
     (equivalent answers share one) for maj@n. With n = 1 (greedy) only "acc"."""
     n = len(correct[0])
-    if any(len(c) != n for c in correct):
+    if any(len(verdicts) != n for verdicts in correct):
         raise ValueError("every problem needs the same number of samples")
     if n == 1:
-        return {"acc": [float(c[0]) for c in correct]}
-    hits = [sum(map(bool, c)) for c in correct]
+        return {"acc": [float(verdicts[0]) for verdicts in correct]}
+    hits = [sum(map(bool, verdicts)) for verdicts in correct]
     out = {f"mean@{n}": [h / n for h in hits]}
     for k in (k for k in ks if k <= n):
         out[f"pass@{k}"] = [pass_at_k(n, h, k) for h in hits]
         out[f"worst@{k}"] = [worst_at_k(n, h, k) for h in hits]
     if votes is not None:
-        out[f"maj@{n}"] = [maj_at_k(v, c) for v, c in zip(votes, correct)]
+        out[f"maj@{n}"] = [maj_at_k(keys, verdicts) for keys, verdicts in zip(votes, correct)]
     return out
 
 
-# === 7. One RL step: rollout -> rewards -> advantages -> old log-probs -> update =========
-@torch.no_grad()
-def old_logprobs(policy, input_ids, attention_mask, roll: Rollout, active: torch.Tensor, *,
-                 micro_batch: int = 8, vocab_size: int | None = None, chunk_tokens: int = 256,
-                 ref_model=None):
-    """log pi_old (eq. 5) and, with a reference model, log pi_ref (eq. 7), no grad. `active`
-    (bool, (N,)) get a fresh forward with the update's numerics (in bf16 the sampler's cached
-    logits differ by ~1e-2); the others keep the sampler's tau = 1 log-probs, never used."""
+# === One RL step: steps 1-6 in one call ==================================================
+def rl_step(policy, optimizer, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+            reward_fn: Callable[[Rollout], torch.Tensor], temperatures: torch.Tensor, *,
+            group_size: int, eos_token_id, pad_token_id: int, generator=None,
+            vocab_size: int | None = None, num_minibatches: int = 4, micro_batch: int = 8,
+            max_grad_norm: float = 1.0, ref_model=None, recompute_old: bool = True,
+            chunk_tokens: int = 256, mean_over_ranks: Callable | None = None, sample_fn=sample,
+            **loss_kwargs):
+    """One step of TIS-DAPO (GRPO with kl_coef > 0) on P prompts (P, L): each is answered
+    group_size times by the sampler (mu); reward_fn(rollout) -> (P * group_size,) rewards.
+    `loss_kwargs` go to policy_loss (clip_low, clip_high, tis_cap, dual_clip, kl_coef,
+    tis_level); `sample_fn` stands in for `sample` (e.g. to gather sharded weights first);
+    `mean_over_ranks` is update's data-parallel hook. Returns (stats, rollout, rewards)."""
+    ids = input_ids.repeat_interleave(group_size, 0)          # (N, L): rows of a group adjacent
+    am = attention_mask.repeat_interleave(group_size, 0)
+    kl = bool(loss_kwargs.get("kl_coef"))
+    was_training = policy.training
+    policy.eval()                                             # KV cache on, no checkpointing
+    t0 = time.perf_counter()
+    roll = sample_fn(policy, ids, am, temperatures, eos_token_id=eos_token_id,       # 1-2.
+                     pad_token_id=pad_token_id, generator=generator, vocab_size=vocab_size)
+    t_rollout = time.perf_counter() - t0
+    rewards = reward_fn(roll).float().to(ids.device)                                   # 3.
+    t0 = time.perf_counter()
+    adv = group_advantages(rewards, group_size)                                        # 4.
+    # an answer with A = 0 and no KL term has zero gradient: it is never scored nor updated,
+    # but its tokens still count in the token mean
+    active = (adv != 0) | kl                                                           # (N,)
+    lockstep = active | (mean_over_ranks is not None)        # data parallel: score every row
     kw = dict(micro_batch=micro_batch, vocab_size=vocab_size, chunk_tokens=chunk_tokens)
-    logp_old, logp_ref = roll.logp_pi.clone(), None
-    if active.any():
-        logp_old[active] = token_logprobs(policy, input_ids[active], attention_mask[active],
-                                          roll.tokens[active], roll.mask[active], **kw)
-    if ref_model is not None:
-        logp_ref = token_logprobs(ref_model, input_ids, attention_mask, roll.tokens, roll.mask, **kw)
-    return logp_old, logp_ref
+    logp_old, logp_ref = old_logprobs(policy, ids, am, roll, lockstep & recompute_old,  # 5.
+                                      ref_model=ref_model if kl else None, **kw)
+    policy.train()                                            # checkpointing/dropout as set
+    sums = update(policy, optimizer, ids, am, roll, adv, logp_old, active=active,     # 6.
+                  logp_ref=logp_ref, num_minibatches=num_minibatches,
+                  max_grad_norm=max_grad_norm, mean_over_ranks=mean_over_ranks, **kw,
+                  **loss_kwargs)
+    policy.train(was_training)
+    stats = step_stats(roll, rewards, temperatures, group_size, sums,
+                       t_rollout, time.perf_counter() - t0)
+    return stats, roll, rewards
+
+
+# === Machinery: the KV cache, gradient clipping under FSDP, the step's log line ==========
+class _GrowingLayer(DynamicLayer):
+    """One layer's KV cache, allocated once for all positions, that hands attention only the
+    filled prefix: no copy of the whole cache per token (DynamicCache concatenates), and no
+    attention over empty slots (StaticCache's fixed shape)."""
+
+    def __init__(self, max_len: int):
+        super().__init__()
+        self.max_len, self.filled = max_len, 0
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        if not self.is_initialized:                          # (B, heads, max_len, head_dim)
+            self.is_initialized, self.device = True, key_states.device
+            self.k_buf, self.v_buf = (x.new_empty(*x.shape[:2], self.max_len, x.shape[-1])
+                                      for x in (key_states, value_states))
+        start, self.filled = self.filled, self.filled + key_states.shape[-2]
+        self.k_buf[:, :, start:self.filled] = key_states
+        self.v_buf[:, :, start:self.filled] = value_states
+        self.keys, self.values = self.k_buf[:, :, :self.filled], self.v_buf[:, :, :self.filled]
+        return self.keys, self.values
+
+
+def kv_cache(model, kind: str, max_len: int):
+    """'growing' (preallocated, attention over what is filled), 'static' (one shape for every
+    decode step: what CUDA graphs need) or 'dynamic' (transformers' default: it concatenates)."""
+    cfg = model.config.get_text_config()
+    full = all(t == "full_attention" for t in getattr(cfg, "layer_types", None) or ["full_attention"])
+    if kind == "growing" and full:                           # sliding windows: the default
+        return Cache(layers=[_GrowingLayer(max_len) for _ in range(cfg.num_hidden_layers)])
+    if kind == "static":
+        return StaticCache(config=model.config, max_cache_len=max_len)
+    if kind not in ("growing", "dynamic"):
+        raise ValueError(f"unknown KV cache {kind!r}: use growing, static or dynamic")
+    return DynamicCache(config=model.config)
+
+
+def _cache_kwarg(model) -> str:
+    # transformers renamed forward(past_key_values=) to forward(cache=) in 5.2x
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
 
 def clip_grad_norm(params, max_norm: float) -> float:
-    """Clip the global gradient norm, computed in fp32 even when the gradients are bf16."""
+    """Scale the gradients so that their global L2 norm (all of them as one vector) is at most
+    max_norm; returns the norm before clipping, computed in fp32 even for bf16 gradients."""
     grads = [p.grad for p in params if p.grad is not None]
     norm = torch.linalg.vector_norm(torch.stack(
         [torch.linalg.vector_norm(g, dtype=torch.float32) for g in grads]))
     norm = norm.full_tensor() if hasattr(norm, "full_tensor") else norm   # sharded (FSDP2)
     torch.nn.utils.clip_grads_with_norm_(params, max_norm, norm)
     return float(norm)
-
-
-def update(policy, optimizer, input_ids, attention_mask, roll: Rollout, advantages,
-           logp_old, *, active: torch.Tensor, logp_ref=None, num_minibatches: int = 4,
-           micro_batch: int = 8, max_grad_norm: float = 1.0, vocab_size: int | None = None,
-           chunk_tokens: int = 256, mean_over_ranks: Callable | None = None, **loss_kwargs) -> dict:
-    """num_minibatches optimiser steps over N answers (eq. 5-7), each accumulated over
-    micro-batches of the `active` answers (those with signal (bool, (N,); the others have zero gradient), with
-    the token mean over the whole mini-batch. Data parallel: `mean_over_ranks` averages a count
-    over ranks; DDP/FSDP average gradients, so normalising by the mean count is the global
-    token mean (ranks then score every row, to run the same forwards)."""
-    N = roll.tokens.shape[0]
-    if N % num_minibatches:
-        raise ValueError(f"{N} answers do not split into {num_minibatches} mini-batches")
-    avg = mean_over_ranks or (lambda x: x)
-    sums, grad_norms = Counter(), []
-    for mb in torch.arange(N, device=roll.tokens.device).split(N // num_minibatches):  # (N/M,)
-        n_tok = float(avg(roll.mask[mb].sum().float()))      # eq. 7: mean over the mini-batch
-        if float(avg(active[mb].sum().float())) == 0:
-            continue                                          # no signal on any rank: no step
-        scored = mb if mean_over_ranks else mb[active[mb]]     # ranks run the same forwards
-        for mb_rows in scored.split(micro_batch):            # (b,) one forward/backward
-            T = int(roll.mask[mb_rows].sum(1).max())         # trim this micro-batch's padding
-            logp = token_logprobs(policy, input_ids[mb_rows], attention_mask[mb_rows],
-                                  roll.tokens[mb_rows, :T], roll.mask[mb_rows, :T],
-                                  vocab_size=vocab_size, chunk_tokens=chunk_tokens)  # (b, T)
-            loss, st = policy_loss(logp, logp_old[mb_rows, :T], roll.logp_mu[mb_rows, :T],
-                                   advantages[mb_rows], roll.mask[mb_rows, :T],
-                                   logp_ref=None if logp_ref is None else logp_ref[mb_rows, :T],
-                                   normaliser=max(n_tok, 1.0), **loss_kwargs)
-            loss.backward()
-            sums.update({k: v * st["tokens"] for k, v in st.items() if k != "tokens"})
-            sums["tokens"] += st["tokens"]
-            sums["loss"] += float(loss.detach())
-        # listed after the backward: FSDP swaps sharded and gathered parameters in and out
-        params = [p for p in policy.parameters() if p.requires_grad]
-        grad_norms.append(clip_grad_norm(params, max_grad_norm))
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)                # no gradient outlives its step
-    sums["updates"], sums["grad_norm_sum"] = len(grad_norms), sum(grad_norms)
-    return sums
 
 
 def step_stats(roll: Rollout, rewards, temperatures, group_size: int, sums: dict,
@@ -498,45 +582,3 @@ def step_stats(roll: Rollout, rewards, temperatures, group_size: int, sums: dict
         stats[f"entropy/{lo}-{hi - 1}" if hi else f"entropy/{lo}+"] = (
             float((roll.entropy[:, lo:hi] * m).sum() / m.sum()) if m.sum() > 0 else None)
     return stats
-
-
-def rl_step(policy, optimizer, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-            reward_fn: Callable[[Rollout], torch.Tensor], temperatures: torch.Tensor, *,
-            group_size: int, eos_token_id, pad_token_id: int, generator=None,
-            vocab_size: int | None = None, num_minibatches: int = 4, micro_batch: int = 8,
-            max_grad_norm: float = 1.0, ref_model=None, recompute_old: bool = True,
-            chunk_tokens: int = 256, mean_over_ranks: Callable | None = None, sample_fn=sample,
-            **loss_kwargs):
-    """One step of TIS-DAPO (GRPO with kl_coef > 0) on P prompts (P, L): each is answered
-    group_size times by the sampler (mu); reward_fn(rollout) -> (P * group_size,) rewards.
-    `loss_kwargs` go to policy_loss (clip_low, clip_high, tis_cap, dual_clip, kl_coef,
-    tis_level); `sample_fn` stands in for `sample` (e.g. to gather sharded weights first);
-    `mean_over_ranks` is update's data-parallel hook. Returns (stats, rollout, rewards)."""
-    ids = input_ids.repeat_interleave(group_size, 0)          # (N, L): rows of a group adjacent
-    am = attention_mask.repeat_interleave(group_size, 0)
-    kl = bool(loss_kwargs.get("kl_coef"))
-    was_training = policy.training
-    policy.eval()                                             # KV cache on, no checkpointing
-    t0 = time.perf_counter()
-    roll = sample_fn(policy, ids, am, temperatures, eos_token_id=eos_token_id,        # 1.
-                     pad_token_id=pad_token_id, generator=generator, vocab_size=vocab_size)
-    t_rollout = time.perf_counter() - t0
-    rewards = reward_fn(roll).float().to(ids.device)                                   # 3.
-    t0 = time.perf_counter()
-    adv = group_advantages(rewards, group_size)                                        # 4.
-    # an answer with A = 0 and no KL term has zero gradient: it is never scored nor updated,
-    # but its tokens still count in the token mean
-    active = (adv != 0) | kl                                                           # (N,)
-    lockstep = active | (mean_over_ranks is not None)        # data parallel: score every row
-    kw = dict(micro_batch=micro_batch, vocab_size=vocab_size, chunk_tokens=chunk_tokens)
-    logp_old, logp_ref = old_logprobs(policy, ids, am, roll, lockstep & recompute_old,  # 5.
-                                      ref_model=ref_model if kl else None, **kw)
-    policy.train()                                            # checkpointing/dropout as set
-    sums = update(policy, optimizer, ids, am, roll, adv, logp_old, active=active,     # 6.
-                  logp_ref=logp_ref, num_minibatches=num_minibatches,
-                  max_grad_norm=max_grad_norm, mean_over_ranks=mean_over_ranks, **kw,
-                  **loss_kwargs)
-    policy.train(was_training)
-    stats = step_stats(roll, rewards, temperatures, group_size, sums,
-                       t_rollout, time.perf_counter() - t0)
-    return stats, roll, rewards

@@ -6,14 +6,18 @@
 A random model of Qwen2.5-1.5B's exact shape (vocabulary 151,936, tied embeddings), cut to
 --layers decoder layers, scores --rows answers of --answer tokens after a --prompt-token prompt,
 forward and backward, in two ways:
-  full    the projection of every answer position at once: (rows, T, V) fp32 logits,
-          log-softmax, gather (the scorer before it was chunked)
-  chunked ead.token_logprobs: slices of --chunk tokens under activation checkpointing
+  full    ead.logprobs_of on the projection of every answer position at once: (rows, T, V)
+          fp32 logits and log-probs (the plain reading of the scorer)
+  chunked ead.token_logprobs: slices of --chunk (row, position) pairs, and one (V, H)
+          buffer for the vocabulary matrix's gradient
 Each way runs in a fresh process, in the steady state of training: a first small backward
 has allocated every weight's gradient buffer (those are counted once per model, not per
 micro-batch), and the number is the peak minus what was held just before the measured call
 (CUDA: max_memory_allocated; CPU: the kernel's peak resident set, VmHWM, reset first).
---frozen-vocab freezes the (tied) embedding matrix, so that the logits path alone is left.
+With the tied matrix trainable, the chunked peak comes last, at the input embedding's
+backward: autograd holds the head's (V, H) gradient until the embedding's own (V, H)
+gradient is added to it. --frozen-vocab freezes the (tied) embedding matrix, so that the
+logits path alone is left.
 """
 import argparse
 import json
@@ -22,7 +26,6 @@ import subprocess
 import sys
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import ead  # noqa: E402
@@ -57,8 +60,7 @@ def full_logits(model, ids, am, tokens, mask):
     fam = torch.cat([am, mask.long()], 1)
     out = model(input_ids=full, attention_mask=fam, position_ids=ead.positions_from_mask(fam),
                 use_cache=False, logits_to_keep=T + 1)
-    lp = F.log_softmax(out.logits[:, :-1].float(), -1)      # (b, T, V) fp32
-    return lp.gather(-1, tokens[..., None]).squeeze(-1)
+    return ead.logprobs_of(out.logits[:, :-1], tokens)       # holds (b, T, V) fp32 log-probs
 
 
 def measure(a) -> dict:

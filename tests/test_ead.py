@@ -1,8 +1,10 @@
 """ead.py against independent computations: the formula, full forward passes, brute force."""
+import copy
 import itertools
-import re
 import math
+import re
 import statistics
+from collections import Counter
 
 import pytest
 import torch
@@ -204,6 +206,23 @@ def test_scorer_matches_sampler_at_temperature_one(tiny_model):
     torch.testing.assert_close(ent.where(roll.mask, 0), roll.entropy, atol=1e-4, rtol=0)
 
 
+def test_logprobs_of_by_hand():
+    """The plain scorer written out: z_y / tau_t - log sum_v exp(z_v / tau_t) over the real
+    vocabulary, in fp32 from bf16 logits; (T,) and (B, T) temperatures agree, None is tau = 1."""
+    logits = torch.randn(2, 3, 6, generator=torch.Generator().manual_seed(0)).bfloat16()
+    tokens = torch.tensor([[0, 4, 2], [3, 1, 4]])
+    taus = torch.tensor([1.0, 0.5, 2.0])
+    got = ead.logprobs_of(logits, tokens, taus, vocab_size=5)
+    assert got.dtype == torch.float32
+    for b, t in itertools.product(range(2), range(3)):
+        z = [float(x) / float(taus[t]) for x in logits[b, t, :5]]
+        want = z[tokens[b, t]] - math.log(sum(math.exp(v) for v in z))
+        assert float(got[b, t]) == pytest.approx(want, abs=1e-6)
+    torch.testing.assert_close(ead.logprobs_of(logits, tokens, taus.expand(2, 3), 5), got)
+    torch.testing.assert_close(ead.logprobs_of(logits, tokens, None, 5),
+                               ead.logprobs_of(logits, tokens, torch.ones(3), 5))
+
+
 # ----------------------------------------------------------------------------- update
 
 def test_group_advantages():
@@ -220,10 +239,21 @@ def test_group_advantages():
         ead.group_advantages(r, 5)
 
 
+def test_group_advantages_pin_eps_and_the_unbiased_std():
+    """eps = 0.5 is large enough to see: (R - mean) / (std + eps) with the n - 1 std."""
+    r = torch.tensor([1.0, 0, 0, 0, 1, 1, 0, 0, 1, 1, 1, 1])
+    adv = ead.group_advantages(r, 4, eps=0.5)
+    # group 1: mean 1/4, std sqrt(0.75 / 3) = 1/2; group 2: mean 1/2, std sqrt(1 / 3)
+    a2 = 0.5 / (3 ** -0.5 + 0.5)
+    want = [0.75, -0.25, -0.25, -0.25, a2, a2, -a2, -a2, 0, 0, 0, 0]
+    torch.testing.assert_close(adv, torch.tensor(want), atol=1e-6, rtol=0)
+
+
 def reference_loss(logp, logp_old, logp_mu, adv, mask, clip_low, clip_high, tis_cap,
                    dual_clip=None, kl_coef=0.0, logp_ref=None, tis_level="token"):
-    """Hand-written, token by token, straight from the README's eq. 5-7."""
-    total, count = 0.0, 0
+    """Hand-written, token by token, straight from the README's eq. 5-7; with policy_loss's
+    stats as token means, and how often the dual clip binds ("dual")."""
+    total, count, n = 0.0, 0, Counter()
     B, T = logp.shape
     for b in range(B):
         A = float(adv[b])
@@ -235,32 +265,39 @@ def reference_loss(logp, logp_old, logp_mu, adv, mask, clip_low, clip_high, tis_
             r = torch.exp(logp[b, t] - logp_old[b, t])
             clipped = min(max(r, torch.tensor(1 - clip_low)), torch.tensor(1 + clip_high))
             l = max(-A * r, -A * clipped)
+            n["clip_frac_low"] += bool(-A * clipped > -A * r and r < 1)
+            n["clip_frac_high"] += bool(-A * clipped > -A * r and r > 1)
             if dual_clip is not None and A < 0:
+                n["dual"] += bool(l > -A * dual_clip)
                 l = min(l, torch.tensor(-A * dual_clip))
             w = 1.0
-            if tis_cap is not None and tis_level == "token":
-                w = min(math.exp(float(logp_old[b, t] - logp_mu[b, t])), tis_cap)
-            elif tis_cap is not None:                       # the paper's per-answer ratio
-                w = min(math.exp(seq_log_w), tis_cap)
+            raw_w = math.exp(seq_log_w if tis_level == "sequence" else
+                             float(logp_old[b, t] - logp_mu[b, t]))
+            if tis_cap is not None:
+                w = min(raw_w, tis_cap)
+                n["tis_trunc_frac"] += raw_w > tis_cap
             term = w * l
+            n["tis_weight_mean"] += w
+            n["ratio_mean"] += float(r.detach())
             if kl_coef:
                 d = logp_ref[b, t] - logp[b, t]
+                n["kl"] += float((torch.exp(d) - d - 1).detach())
                 term = term + kl_coef * (torch.exp(d) - d - 1)
             total = total + term
-    return total / count
+    return total / count, Counter({k: v / count for k, v in n.items()})
 
 
 @pytest.mark.parametrize("tis_cap,dual_clip,kl_coef,tis_level", [
-    (2.0, None, 0.0, "token"), (None, None, 0.0, "token"), (1.3, 3.0, 0.0, "token"),
-    (2.0, None, 0.001, "token"), (2.0, None, 0.0, "sequence"), (1e9, None, 0.0, "sequence")])
+    (2.0, None, 0.0, "token"), (None, None, 0.0, "token"), (1.3, 1.5, 0.0, "token"),
+    (2.0, None, 0.1, "token"), (2.0, None, 0.0, "sequence"), (1e9, None, 0.0, "sequence")])
 def test_policy_loss_matches_reference_in_value_and_gradient(tis_cap, dual_clip, kl_coef,
                                                              tis_level):
     g = torch.Generator().manual_seed(0)
     B, T = 5, 7
     logp_old = -torch.rand(B, T, generator=g) * 3
-    logp_mu = logp_old + torch.randn(B, T, generator=g) * (0.8 if tis_level == "token" else 0.3)
+    logp_mu = logp_old + torch.randn(B, T, generator=g) * (0.8 if tis_level == "token" else 0.5)
     logp_ref = logp_old + torch.randn(B, T, generator=g) * 0.2
-    base = logp_old + torch.randn(B, T, generator=g) * 0.4    # ratios both inside and outside
+    base = logp_old + torch.randn(B, T, generator=g) * 0.5    # ratios both inside and outside
     adv = torch.randn(B, generator=g)
     mask = torch.rand(B, T, generator=g) > 0.25
     x1 = base.clone().requires_grad_()
@@ -268,15 +305,24 @@ def test_policy_loss_matches_reference_in_value_and_gradient(tis_cap, dual_clip,
     loss, stats = ead.policy_loss(x1, logp_old, logp_mu, adv, mask, clip_low=0.2,
                                   clip_high=0.28, tis_cap=tis_cap, dual_clip=dual_clip,
                                   kl_coef=kl_coef, logp_ref=logp_ref, tis_level=tis_level)
-    ref = reference_loss(x2, logp_old, logp_mu, adv, mask, 0.2, 0.28, tis_cap, dual_clip,
-                         kl_coef, logp_ref, tis_level)
+    ref, counts = reference_loss(x2, logp_old, logp_mu, adv, mask, 0.2, 0.28, tis_cap,
+                                 dual_clip, kl_coef, logp_ref, tis_level)
     assert loss.detach().item() == pytest.approx(ref.detach().item(), abs=1e-6)
     loss.backward()
     ref.backward()
     torch.testing.assert_close(x1.grad, x2.grad, atol=1e-6, rtol=1e-5)
-    assert 0 < stats["clip_frac_low"] + stats["clip_frac_high"] < 1
+    # every knob of this case is engaged: some tokens clipped on each side, some weights
+    # truncated, the dual clip binding, the KL term present
+    assert counts["clip_frac_low"] > 0 and counts["clip_frac_high"] > 0
+    assert (counts["tis_trunc_frac"] > 0) == (tis_cap is not None and tis_cap < 1e9)
+    assert (counts["dual"] > 0) == (dual_clip is not None)
+    assert (counts["kl"] > 0) == (kl_coef > 0)
+    for key in ("clip_frac_low", "clip_frac_high", "tis_trunc_frac", "tis_weight_mean",
+                "ratio_mean", "kl"):
+        assert stats[key] == pytest.approx(counts[key], abs=1e-6), key
     assert stats["mu_gap"] == pytest.approx(
         float((logp_old - logp_mu).abs()[mask].mean()), abs=1e-6)
+    assert stats["tokens"] == float(mask.sum())
 
 
 def test_tis_weight_is_one_on_policy_and_capped():
@@ -303,7 +349,7 @@ def test_policy_loss_no_nan_for_equal_rewards():
     assert loss.item() == 0.0 and torch.isfinite(logp.grad).all()
 
 
-def test_num_tokens_normaliser_sums_micro_batches():
+def test_normaliser_sums_micro_batches():
     g = torch.Generator().manual_seed(1)
     logp = -torch.rand(6, 5, generator=g)
     old = logp + 0.1 * torch.randn(6, 5, generator=g)
@@ -314,6 +360,26 @@ def test_num_tokens_normaliser_sums_micro_batches():
     parts = sum(ead.policy_loss(logp[i:i + 2], old[i:i + 2], old[i:i + 2], adv[i:i + 2],
                                 mask[i:i + 2], normaliser=n)[0] for i in range(0, 6, 2))
     assert parts.item() == pytest.approx(whole.item(), abs=1e-6)
+
+
+def test_clip_grad_norm_is_the_global_norm_and_clips():
+    """(3, 0) and (0, 4) are one vector of norm 5: at max_norm 1 they become (0.6, 0) and
+    (0, 0.8); above the norm nothing changes; bf16 gradients are measured in fp32."""
+    def params(*grads, dtype=torch.float32):
+        ps = [torch.nn.Parameter(torch.zeros(len(gr), dtype=dtype)) for gr in grads]
+        for p, gr in zip(ps, grads):
+            p.grad = torch.tensor(gr, dtype=dtype)
+        return ps
+
+    ps = params([3.0, 0.0], [0.0, 4.0])
+    assert ead.clip_grad_norm(ps, 1.0) == pytest.approx(5.0, abs=1e-6)
+    torch.testing.assert_close(ps[0].grad, torch.tensor([0.6, 0.0]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(ps[1].grad, torch.tensor([0.0, 0.8]), atol=1e-6, rtol=0)
+    ps = params([3.0, 0.0], [0.0, 4.0])
+    assert ead.clip_grad_norm(ps, 10.0) == pytest.approx(5.0, abs=1e-6)
+    assert ps[0].grad.tolist() == [3.0, 0.0] and ps[1].grad.tolist() == [0.0, 4.0]
+    ps = params([1.0] * 600, [1.0] * 400, dtype=torch.bfloat16)    # in bf16: 31.625
+    assert ead.clip_grad_norm(ps, 1e9) == pytest.approx(1000 ** 0.5, abs=1e-5)
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -344,7 +410,6 @@ def test_maj_at_k():
 
 def test_rl_step_raises_reward_of_a_target_token(tiny_model):
     """End to end: rewarding token 9 anywhere in the answer must make token 9 more likely."""
-    import copy
     model = copy.deepcopy(tiny_model)
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     ids, am = left_pad(PROMPTS[:4])
@@ -368,12 +433,23 @@ def test_rl_step_raises_reward_of_a_target_token(tiny_model):
     assert sum(after[-5:]) / 5 > sum(before) / 3 + 0.2, (before, after[-5:])
 
 
-def test_rl_step_gradient_equals_one_full_batch_loss(tiny_model):
-    """Micro-batching, skipped A = 0 rows and the mini-batch token mean change nothing: one
-    SGD step of rl_step equals the gradient of policy_loss over the whole batch at once."""
-    import copy
+@pytest.mark.parametrize("case", ["clipped", "grpo"])
+def test_rl_step_gradient_equals_one_full_batch_loss(tiny_model, case):
+    """Micro-batching, skipped A = 0 rows, the mini-batch token mean and one-position vocabulary
+    slices change nothing: one SGD step of rl_step is lr times the gradient of policy_loss over
+    the whole batch at once, scaled by max_grad_norm / (its global L2 norm) when that is below
+    1 ("clipped": max_grad_norm is a quarter of the norm); with GRPO's KL term to a reference
+    model, the A = 0 answers move too ("grpo")."""
     a, b = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
+    ref_model, loss_kw = None, {}
+    if case == "grpo":
+        ref_model, loss_kw = copy.deepcopy(tiny_model), dict(kl_coef=0.5)
+        g = torch.Generator().manual_seed(11)
+        with torch.no_grad():
+            for p in ref_model.parameters():
+                p.add_(0.02 * torch.randn(p.shape, generator=g))
     ids, am = left_pad(PROMPTS[:4])
+    ids4, am4 = ids.repeat_interleave(4, 0), am.repeat_interleave(4, 0)
     taus = ead.ead_schedule(8, tau_max=1.5, tau_min=0.5, d0=5, c=1)
 
     def reward_fn(roll):
@@ -382,23 +458,55 @@ def test_rl_step_gradient_equals_one_full_batch_loss(tiny_model):
         return r
 
     kw = dict(eos_token_id=EOS, pad_token_id=PAD, vocab_size=V_REAL)
-    opt = torch.optim.SGD(a.parameters(), lr=1.0)
-    stats, roll, rewards = ead.rl_step(a, opt, ids, am, reward_fn, taus, group_size=4,
-                                       generator=torch.Generator().manual_seed(3),
-                                       num_minibatches=1, micro_batch=3, max_grad_norm=1e9,
-                                       **kw)
-    assert 0 < (ead.group_advantages(rewards, 4) == 0).sum() < 16   # some rows skipped
     # reference: the same rollout, one loss over all 16 answers, one backward
-    ref = ead.sample(b, ids.repeat_interleave(4, 0), am.repeat_interleave(4, 0), taus,
-                     generator=torch.Generator().manual_seed(3), **kw)
-    assert torch.equal(ref.tokens, roll.tokens)
-    logp = ead.token_logprobs(b, ids.repeat_interleave(4, 0), am.repeat_interleave(4, 0),
-                              ref.tokens, ref.mask, micro_batch=16, vocab_size=V_REAL)
+    ref = ead.sample(b, ids4, am4, taus, generator=torch.Generator().manual_seed(3), **kw)
+    logp = ead.token_logprobs(b, ids4, am4, ref.tokens, ref.mask, micro_batch=16,
+                              vocab_size=V_REAL)
+    with torch.no_grad():
+        logp_ref = None if ref_model is None else ead.token_logprobs(
+            ref_model, ids4, am4, ref.tokens, ref.mask, vocab_size=V_REAL)
     loss, _ = ead.policy_loss(logp, logp.detach(), ref.logp_mu,
-                              ead.group_advantages(reward_fn(ref), 4), ref.mask)
+                              ead.group_advantages(reward_fn(ref), 4), ref.mask,
+                              logp_ref=logp_ref, **loss_kw)
     loss.backward()
+    norm = float(torch.cat([p.grad.flatten() for p in b.parameters()]).norm())
+    max_grad_norm = norm / 4 if case == "clipped" else 1e9
+    stats, roll, rewards = ead.rl_step(a, torch.optim.SGD(a.parameters(), lr=1.0), ids, am,
+                                       reward_fn, taus, group_size=4,
+                                       generator=torch.Generator().manual_seed(3),
+                                       num_minibatches=1, micro_batch=3, chunk_tokens=2,
+                                       max_grad_norm=max_grad_norm, ref_model=ref_model, **kw,
+                                       **loss_kw)
+    assert torch.equal(ref.tokens, roll.tokens)
+    assert 0 < (ead.group_advantages(rewards, 4) == 0).sum() < 16   # some rows have A = 0
+    assert stats["loss/grad_norm"] == pytest.approx(norm, rel=1e-5)  # before clipping
+    scale = min(1.0, max_grad_norm / norm)
     for (name, pa), pb, p0 in zip(a.named_parameters(), b.parameters(), tiny_model.parameters()):
-        torch.testing.assert_close(p0 - pa, pb.grad, atol=1e-5, rtol=1e-4, msg=name)
+        torch.testing.assert_close(p0 - pa, scale * pb.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_update_normalises_by_the_global_token_count(tiny_model):
+    """Data parallel on one process: a mean_over_ranks that says the other rank holds three
+    times these tokens (the mean over 2 ranks is twice this rank's count) halves this rank's
+    gradient: the loss is its token sum over the global mean count, not its own."""
+    a, b = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
+    ids, am = left_pad(PROMPTS[:4])
+    ids4, am4 = ids.repeat_interleave(4, 0), am.repeat_interleave(4, 0)
+    roll = ead.sample(b, ids4, am4, ead.ead_schedule(8, tau_max=1.5, tau_min=0.5, d0=5, c=1),
+                      eos_token_id=EOS, pad_token_id=PAD, vocab_size=V_REAL,
+                      generator=torch.Generator().manual_seed(5))
+    adv = ead.group_advantages(((roll.tokens % 3 == 0) & roll.mask).sum(1).float(), 4)
+    assert (adv != 0).any()
+    with torch.no_grad():
+        old = ead.token_logprobs(b, ids4, am4, roll.tokens, roll.mask, vocab_size=V_REAL)
+    sums = ead.update(a, torch.optim.SGD(a.parameters(), lr=1.0), ids4, am4, roll, adv, old,
+                      active=adv != 0, num_minibatches=1, micro_batch=3, max_grad_norm=1e9,
+                      vocab_size=V_REAL, mean_over_ranks=lambda count: 2 * count)
+    assert sums["updates"] == 1
+    logp = ead.token_logprobs(b, ids4, am4, roll.tokens, roll.mask, vocab_size=V_REAL)
+    ead.policy_loss(logp, old, roll.logp_mu, adv, roll.mask)[0].backward()  # this rank's mean
+    for (name, pa), pb, p0 in zip(a.named_parameters(), b.parameters(), tiny_model.parameters()):
+        torch.testing.assert_close(p0 - pa, 0.5 * pb.grad, atol=1e-6, rtol=1e-4, msg=name)
 
 
 # ----------------------------------------------------------------------------- more parity
@@ -459,13 +567,23 @@ def test_greedy_is_exact_on_ties():
 
 @pytest.mark.parametrize("which", ["tiny_model", "tiny_gpt2"])
 def test_every_kv_cache_samples_the_same(which, request):
-    """The growing and static caches against transformers' DynamicCache: same draws."""
+    """The growing and static caches against transformers' DynamicCache: same draws, also
+    when `decode_step` runs the decode steps."""
     model = request.getfixturevalue(which)
     ids, am = left_pad(PROMPTS * 2)
     temps = ead.ead_schedule(14, tau_max=1.5, tau_min=0.3, d0=5, c=1)
     kw = dict(eos_token_id=EOS, pad_token_id=PAD, vocab_size=V_REAL)
+    steps = []
+
+    def decode_step(**inputs):                            # stands in for torch.compile(model)
+        steps.append(inputs["input_ids"].shape)
+        return model(**inputs)
+
     rolls = [ead.sample(model, ids, am, temps, generator=torch.Generator().manual_seed(8),
-                        cache=cache, **kw) for cache in ("dynamic", "growing", "static")]
+                        cache=cache, decode_step=step, **kw)
+             for cache, step in (("dynamic", None), ("growing", None), ("static", None),
+                                 ("static", decode_step))]
+    assert steps == [(len(ids), 1)] * (rolls[0].tokens.shape[1] - 1)   # every decode step
     for roll in rolls[1:]:
         assert torch.equal(roll.tokens, rolls[0].tokens) and torch.equal(roll.mask, rolls[0].mask)
         for x, y in zip(roll[2:], rolls[0][2:]):
@@ -474,11 +592,28 @@ def test_every_kv_cache_samples_the_same(which, request):
         ead.kv_cache(model, "paged", 8)
 
 
-@pytest.mark.parametrize("chunk_tokens", [1, 7, 10_000])
-def test_chunked_scorer_equals_full_logits_in_value_and_gradient(tiny_model, chunk_tokens):
-    """The scorer never holds (rows, T, V) logits; it must give what they give, grads too."""
-    import copy
-    a, b = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
+def with_head(model, kind):
+    """A copy of the model with its lm_head as it is, with a bias, or tied to the input
+    embedding (one matrix that gets a gradient from both ends, as in Qwen2.5-1.5B)."""
+    model = copy.deepcopy(model)
+    if kind == "bias":
+        head = torch.nn.Linear(32, 48)
+        with torch.no_grad():
+            head.weight.copy_(model.lm_head.weight)
+            head.bias.copy_(torch.randn(48, generator=torch.Generator().manual_seed(2)))
+        model.lm_head = head
+    elif kind == "tied":
+        model.lm_head.weight = model.get_input_embeddings().weight
+    return model
+
+
+@pytest.mark.parametrize("chunk_tokens,head", [(1, "plain"), (7, "bias"), (7, "tied"),
+                                               (10_000, "plain")])
+def test_chunked_scorer_equals_full_logits_in_value_and_gradient(tiny_model, chunk_tokens, head):
+    """The scorer never holds (rows, T, V) logits; it must give what the plain logprobs_of
+    gives on a full forward, gradients too (one (V, H) buffer summed over slices)."""
+    a = with_head(tiny_model, head)
+    b = copy.deepcopy(a)
     ids, am = left_pad(PROMPTS)
     roll = ead.sample(a, ids, am, torch.full((9,), 1.3), eos_token_id=EOS, pad_token_id=PAD,
                       generator=torch.Generator().manual_seed(9), vocab_size=V_REAL)
@@ -492,13 +627,12 @@ def test_chunked_scorer_equals_full_logits_in_value_and_gradient(tiny_model, chu
     full_ids, full_am = torch.cat([ids, roll.tokens], 1), torch.cat([am, roll.mask.long()], 1)
     logits = b(input_ids=full_ids, attention_mask=full_am,
                position_ids=ead.positions_from_mask(full_am)).logits[:, ids.shape[1] - 1:-1]
-    logits = logits.masked_fill(torch.arange(48) >= V_REAL, float("-inf")) / temps[:, None]
-    lp = F.log_softmax(logits, -1)                                  # (B, T, V)
-    ref = lp.gather(-1, roll.tokens[..., None]).squeeze(-1).where(roll.mask, 0)
+    ref = ead.logprobs_of(logits, roll.tokens, temps, V_REAL).where(roll.mask, 0)
     (ref * weights).sum().backward()
     torch.testing.assert_close(logp, ref, atol=1e-5, rtol=0)
-    ref_ent = -(lp.exp() * lp.nan_to_num(neginf=0)).sum(-1)
-    torch.testing.assert_close(ent.where(roll.mask, 0), ref_ent.where(roll.mask, 0).detach(),
+    lp = F.log_softmax(logits[..., :V_REAL].detach() / temps[:, None], -1)     # (B, T, V_REAL)
+    ref_ent = -(lp.exp() * lp).sum(-1)
+    torch.testing.assert_close(ent.where(roll.mask, 0), ref_ent.where(roll.mask, 0),
                                atol=1e-5, rtol=0)
     for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
         torch.testing.assert_close(pa.grad, pb.grad, atol=1e-5, rtol=1e-4, msg=name)
@@ -523,7 +657,6 @@ def test_tis_weight_is_a_constant_even_when_its_inputs_carry_grad():
 def test_rl_step_with_two_minibatches_equals_two_sequential_sgd_steps(tiny_model):
     """Mini-batch 2's gradient is taken at the weights after step 1 and starts from zero:
     nothing carries over from mini-batch 1 (its pi_old is still the sampling policy)."""
-    import copy
     a, b = copy.deepcopy(tiny_model), copy.deepcopy(tiny_model)
     ids, am = left_pad(PROMPTS[:4])
     temps = ead.ead_schedule(8, tau_max=1.5, tau_min=0.5, d0=5, c=1)
