@@ -15,14 +15,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import gc
 import json
-import math
 import os
 import random
 import shutil
 import signal
 import sys
-import time
+import traceback
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -174,8 +175,8 @@ def check_args(a):
                 raise CLIError(f"{flag}: {e}") from None
     if a.schedule == "greedy":
         raise CLIError("--schedule greedy: a group of identical answers has no advantage to learn from")
-    if a.resume and not os.path.isfile(os.path.join(a.out, "checkpoint", "trainer.pt")):
-        raise CLIError(f"--resume: no checkpoint in {a.out}/checkpoint")
+    if a.resume and not find_checkpoint(a.out):
+        raise CLIError(f"--resume: no complete checkpoint in {a.out}/checkpoint")
     for path in [a.train] + (a.eval.split(",") if a.eval else []):
         if path is not None and not os.path.isfile(path):
             raise CLIError(f"{path}: no such file")
@@ -198,7 +199,7 @@ def load_problems(path: str) -> tuple[list[dict], int]:
     a list whose every element counts as gold, like OlympiadBench's final_answer), else the
     last \\boxed{} of a MATH-style solution. A malformed line is an error with file:line.
     """
-    rows, skipped = [], 0
+    problems, skipped = [], 0
     with open(path, encoding="utf-8") as f:
         for no, line in enumerate(f, 1):
             if not line.strip():
@@ -218,11 +219,11 @@ def load_problems(path: str) -> tuple[list[dict], int]:
             if not problem or not golds:
                 skipped += 1
                 continue
-            rows.append({"problem": problem, "answer": golds})
-    if not rows:
+            problems.append({"problem": problem, "answer": golds})
+    if not problems:
         raise CLIError(f"{path}: no usable problems ({skipped} lines skipped: each needs one of "
                        f"{'/'.join(PROBLEM_KEYS)} and an answer or a solution with \\boxed{{}})")
-    return rows, skipped
+    return problems, skipped
 
 
 def prompt_of(tokenizer, problem: str) -> str:
@@ -250,14 +251,17 @@ def completions(tokenizer, roll: ead.Rollout) -> list[str]:
 
 
 def load_model(path: str, dtype: torch.dtype = torch.float32, device: str = "cpu"):
-    """(model, tokenizer); a path that names a folder must exist before it is taken for a hub id."""
+    """(model, tokenizer) of a hub id, a model folder or a checkpoint of this runner; a path
+    that names a folder must exist before it is taken for a hub id."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     looks_local = path.startswith((".", "/", "~")) or path.count("/") > 1   # not org/name
     if looks_local and not os.path.isdir(os.path.expanduser(path)):
         raise CLIError(f"--model {path}: no such folder (a hub id looks like 'Qwen/Qwen2.5-Math-1.5B')")
+    local = os.path.expanduser(path)
     try:
-        tok = AutoTokenizer.from_pretrained(os.path.expanduser(path))
-        model = AutoModelForCausalLM.from_pretrained(os.path.expanduser(path), dtype=dtype)
+        tok = AutoTokenizer.from_pretrained(local)
+        model = (checkpoint_model(local, dtype) if os.path.isfile(os.path.join(local, STATE))
+                 else AutoModelForCausalLM.from_pretrained(local, dtype=dtype))
     except (OSError, ValueError) as e:
         raise CLIError(f"--model {path}: cannot load ({str(e).splitlines()[0]})") from None
     if tok.pad_token_id is None:
@@ -318,7 +322,7 @@ def memory_plan(cfg, *, batch: int, prompt_len: int, max_new_tokens: int, micro_
     vocabulary slices and the vocabulary matrix's gradient temporary; the optimiser step
     swaps the bf16 gradients for fp32 ones. FSDP divides what it shards by the rank count,
     and gathers the whole model (in D bytes) for the rollout and two layers at a time for
-    the update. Checked against measured CPU peaks by bench/gpu_qwen.py (README)."""
+    the update. Checked against measured CPU peaks by bench/gpu_qwen.py (docs/qwen.md)."""
     H, V, L = cfg.hidden_size, cfg.vocab_size, cfg.num_hidden_layers
     heads = cfg.num_attention_heads
     kv = getattr(cfg, "num_key_value_heads", None) or heads
@@ -329,8 +333,8 @@ def memory_plan(cfg, *, batch: int, prompt_len: int, max_new_tokens: int, micro_
     P, D = L * layer + embed + H, dtype_bytes
     fsdp = parallel == "fsdp"
     N = world if fsdp else 1                                 # what FSDP divides by
-    rows, S = batch // world, prompt_len + max_new_tokens    # answers per rank, sequence
-    rows = min(rows, rollout_batch or rows)                  # sampled together
+    S = prompt_len + max_new_tokens                          # sequence
+    sampled = min(batch // world, rollout_batch or batch)    # answers sampled together per rank
     per_token_layer = (4 * inter + 12 * H) * D               # what one layer saves for backward
     t = {
         "weights": P * (4 if fsdp else D) / N,               # FSDP shards hold fp32 masters
@@ -338,15 +342,17 @@ def memory_plan(cfg, *, batch: int, prompt_len: int, max_new_tokens: int, micro_
         "AdamW moments (fp32)": P * 8 / N,
         "gradients, accumulating": P * (4 if fsdp else D) / N,
         "gradients, fp32 at the step": P * 4 / N,
-        "KV cache (rollout)": rows * S * L * 2 * kv_dim * D,
-        "sampler buffers (rollout)": rows * V * 4 * 5,       # logits, log pi, log mu, exp, cdf
+        "KV cache (rollout)": sampled * S * L * 2 * kv_dim * D,
+        "sampler buffers (rollout)": sampled * V * 4 * 5,    # logits, log pi, log mu, exp, cdf
         "gathered weights (FSDP rollout)": P * D if fsdp else 0,
         "gathered layers (FSDP update)": (2 * layer + embed) * D if fsdp else 0,
         "activations (update)": micro_batch * S * (L * H * D + per_token_layer if checkpointing
                                                    else L * per_token_layer),
         "scorer vocabulary slices": logits_chunk * V * 4 * 2,
-        # each backward through the head (and the input embedding) hands the vocabulary
-        # matrix a whole (V, H) gradient, a temporary until it is added into .grad
+        # the scorer's backward adds every slice's share of the vocabulary matrix's gradient
+        # into one (V, H) buffer, alive beside the activations until autograd adds it into
+        # .grad; a tied input embedding's own (V, H) gradient comes at the end of the
+        # backward, when the activations are gone
         "vocabulary gradient temporary": V * H * D,
     }
     resident = t["weights"] + t["fp32 masters"] + t["AdamW moments (fp32)"]
@@ -436,12 +442,13 @@ def gathered(model):
                 m.reshard()
 
 
-def sample_in_chunks(model, input_ids, attention_mask, temperatures, *, rows: int,
+def sample_in_chunks(model, input_ids, attention_mask, temperatures, *, chunk_size: int,
                      pad_token_id: int, **kwargs) -> ead.Rollout:
-    """ead.sample over `rows` answers at a time (0: all), so that the KV cache holds `rows`
-    sequences, not the whole batch; the chunks' rollouts are padded to one length."""
+    """ead.sample over `chunk_size` answers at a time (0: all), so that the KV cache holds
+    `chunk_size` sequences, not the whole batch; the chunks' rollouts are padded to one length."""
     parts = []
-    for r in torch.arange(len(input_ids), device=input_ids.device).split(rows or len(input_ids)):
+    answers = torch.arange(len(input_ids), device=input_ids.device)
+    for r in answers.split(chunk_size or len(input_ids)):
         temps = temperatures[r] if temperatures.dim() == 2 else temperatures
         parts.append(ead.sample(model, input_ids[r], attention_mask[r], temps,
                                 pad_token_id=pad_token_id, **kwargs))
@@ -462,17 +469,38 @@ def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
     return x / dist.get_world_size()
 
 
-def reduce_stats(stats: dict, world: int, device) -> dict:
-    """Per-step stats of all ranks: token counts and speeds summed, the rest averaged."""
+SUMMED = ("rollout/tokens", "perf/rollout_tok_s", "perf/update_tok_s")   # counts, throughputs
+HIGHEST = ("perf/peak_mem_gb",)                                 # the rank nearest its limit
+
+
+def reduce_stats(stats: dict, world: int, device, weights: dict | None = None) -> dict:
+    """One step's stats over all ranks: counts and throughputs summed, peak memory the
+    highest, a mean over tokens weighted by each rank's count of them (`weights`: key -> this
+    rank's count), any other mean averaged over the ranks that measured it (every rank holds
+    as many answers). None where no rank measured a value."""
     if world == 1:
         return stats
-    keys = sorted(stats)
-    vals = torch.tensor([[float(stats[k] or 0), float(stats[k] is not None)] for k in keys],
+    keys, weights = sorted(stats), weights or {}
+    w = [0.0 if stats[k] is None else float(weights.get(k, 1.0)) for k in keys]
+    sums = torch.tensor([[float(stats[k] or 0) * wk, wk] for k, wk in zip(keys, w)],
                         dtype=torch.float64, device=device)
-    dist.all_reduce(vals)
-    summed = ("rollout/tokens", "perf/rollout_tok_s", "perf/update_tok_s")
-    return {k: None if n == 0 else (s if k in summed else s / n)
-            for k, (s, n) in zip(keys, vals.tolist())}
+    highest = torch.tensor([float(stats[k] or 0) for k in HIGHEST if k in stats],
+                           dtype=torch.float64, device=device)
+    dist.all_reduce(sums)
+    dist.all_reduce(highest, op=dist.ReduceOp.MAX)
+    high = dict(zip([k for k in HIGHEST if k in stats], highest.tolist()))
+    return {k: None if n == 0 else high[k] if k in high else s if k in SUMMED else s / n
+            for k, (s, n) in zip(keys, sums.tolist())}
+
+
+def entropy_weights(stats: dict, mask: torch.Tensor) -> dict:
+    """Each entropy/<lo>-<hi> (or <lo>+) stat's count of answer tokens at those positions."""
+    weights = {}
+    for k in stats:
+        if k.startswith("entropy/"):
+            lo, _, hi = k.removeprefix("entropy/").rstrip("+").partition("-")
+            weights[k] = float(mask[:, int(lo):int(hi) + 1 if hi else None].sum())
+    return weights
 
 
 # =====================================================================================
@@ -532,59 +560,69 @@ def evaluate(model, tok, eval_sets: dict, a, step: int, seed: int, eos, vocab, d
 
 
 # =====================================================================================
-# 6. Checkpoints: one format for any number of ranks
+# 6. Checkpoints: each rank writes its own shards; any number of ranks reads them
 # =====================================================================================
 
+STATE = "trainer.json"                 # written last: a checkpoint without it is incomplete
 
-def trainer_tensors(model, opt, fsdp: bool) -> dict:
-    """fp32 weights and AdamW moments by parameter name, full (unsharded), on the CPU; under
-    FSDP every rank takes part and rank 0 alone receives them (the others get None)."""
-    names = [n for n, p in inner(model).named_parameters() if p.requires_grad]
+
+def find_checkpoint(out_dir: str) -> str | None:
+    """out_dir/checkpoint, or the previous one if a crash came between save_checkpoint's two
+    renames; None if there is no complete checkpoint."""
+    for name in ("checkpoint", "checkpoint.old"):
+        if os.path.isfile(os.path.join(out_dir, name, STATE)):
+            return os.path.join(out_dir, name)
+    return None
+
+
+@contextlib.contextmanager
+def one_process_intended():
+    """torch.distributed.checkpoint without a process group warns that it assumes one
+    process: here that is the intent."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.distributed is disabled, unavailable or "
+                                "uninitialized", UserWarning)
+        yield
+
+
+def trainable_names(model) -> list[str]:
+    return [n for n, p in inner(model).named_parameters() if p.requires_grad]
+
+
+def trainer_state(model, opt, fsdp: bool) -> dict:
+    """{"params": fp32 weights, "adam": AdamW's state}, by parameter name, as this rank holds
+    them: its shards under FSDP (DTensors, never gathered), else whole tensors. The optimizer
+    steps the fp32 masters, so they (not a bf16 model's weights) are what is saved."""
+    names = trainable_names(model)
     if fsdp:
-        from torch.distributed.checkpoint.state_dict import (
-            StateDictOptions, get_model_state_dict, get_optimizer_state_dict)
-        o = StateDictOptions(full_state_dict=True, cpu_offload=True)
-        msd, osd = get_model_state_dict(model, options=o), get_optimizer_state_dict(model, opt, options=o)
-        if not msd:                                          # gathered on rank 0 only
-            return None
-        return {"params": {n: msd[n].float() for n in names}, "adam": {n: osd["state"][n] for n in names}}
+        from torch.distributed.checkpoint.state_dict import (get_model_state_dict,
+                                                             get_optimizer_state_dict)
+        msd, osd = get_model_state_dict(model), get_optimizer_state_dict(model, opt)
+        return {"params": {n: msd[n] for n in names}, "adam": {n: osd["state"][n] for n in names}}
     masters = opt.param_groups[0]["params"]
-    return {"params": {n: m.detach().float().cpu() for n, m in zip(names, masters)},
-            "adam": {n: {k: v.cpu() for k, v in opt.state[m].items()} for n, m in zip(names, masters)}}
+    return {"params": dict(zip(names, masters)),
+            "adam": {n: opt.state[m] for n, m in zip(names, masters)}}
 
 
-def load_trainer_tensors(model, opt, saved: dict, fsdp: bool):
-    names = [n for n, p in inner(model).named_parameters() if p.requires_grad]
-    if fsdp:
-        from torch.distributed.checkpoint.state_dict import (
-            StateDictOptions, set_model_state_dict, set_optimizer_state_dict)
-        o = StateDictOptions(full_state_dict=True)
-        set_model_state_dict(model, saved["params"], options=StateDictOptions(full_state_dict=True, strict=False))
-        groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": names}
-                  for g in opt.state_dict()["param_groups"]]
-        set_optimizer_state_dict(model, opt, {"state": saved["adam"], "param_groups": groups}, options=o)
-        return
-    params = [p for p in inner(model).parameters() if p.requires_grad]
-    with torch.no_grad():
-        for n, p, m in zip(names, params, opt.param_groups[0]["params"]):
-            m.copy_(saved["params"][n])
-            p.copy_(m)                                       # bf16 weights from the masters
-            opt.state[m] = {k: v.to(m.device) for k, v in saved["adam"][n].items()}
-
-
-def save_checkpoint(out_dir, model, tok, opt, state: dict, rank: int, fsdp: bool,
-                    dtype: torch.dtype) -> str:
-    """Write out_dir/checkpoint atomically: a crash mid-write leaves the previous one. The
-    weights go to a transformers folder in `dtype`; trainer.pt keeps the fp32 masters."""
-    tensors = trainer_tensors(model, opt, fsdp)
+def save_checkpoint(out_dir, model, tok, opt, state: dict, rank: int, fsdp: bool) -> str:
+    """Write out_dir/checkpoint so that a crash at any point leaves the previous one whole:
+    every rank writes its shards into checkpoint.tmp (torch.distributed.checkpoint), rank 0
+    adds the config, the tokenizer and, last, the trainer state (step, data order and
+    position), then renames. The ranks share the file system."""
+    import torch.distributed.checkpoint as dcp
     final, tmp, old = (os.path.join(out_dir, n) for n in ("checkpoint", "checkpoint.tmp",
                                                            "checkpoint.old"))
     if rank == 0:
         shutil.rmtree(tmp, ignore_errors=True)
-        inner(model).save_pretrained(tmp, state_dict={n: t.to(dtype)
-                                                       for n, t in tensors["params"].items()})
+    if dist.is_initialized():
+        dist.barrier()                                      # no rank writes into the old tmp
+    with one_process_intended():
+        dcp.save(trainer_state(model, opt, fsdp), checkpoint_id=os.path.join(tmp, "dcp"))
+    if rank == 0:
+        inner(model).config.save_pretrained(tmp)
+        inner(model).generation_config.save_pretrained(tmp)
         tok.save_pretrained(tmp)
-        torch.save({**tensors, **state}, os.path.join(tmp, "trainer.pt"))
+        write_state(os.path.join(tmp, STATE), state)
         if os.path.exists(final):
             shutil.rmtree(old, ignore_errors=True)
             os.replace(final, old)
@@ -593,6 +631,52 @@ def save_checkpoint(out_dir, model, tok, opt, state: dict, rank: int, fsdp: bool
     if dist.is_initialized():
         dist.barrier()
     return final
+
+
+def checkpoint_model(ckpt: str, dtype: torch.dtype):
+    """A checkpoint's model in one process, no process group: its config, then its fp32
+    weights (the masters), in `dtype`."""
+    import torch.distributed.checkpoint as dcp
+    from transformers import AutoConfig, AutoModelForCausalLM, GenerationConfig
+    model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(ckpt), dtype=torch.float32)
+    model.generation_config = GenerationConfig.from_pretrained(ckpt)
+    with torch.no_grad(), one_process_intended():
+        dcp.load({"params": dict(model.named_parameters())},
+                 checkpoint_id=os.path.join(ckpt, "dcp"))
+    return model.to(dtype).eval()
+
+
+def write_state(path: str, state: dict):
+    with open(path, "w") as f:
+        json.dump(state, f)
+
+
+def load_checkpoint(ckpt: str, model, opt, fsdp: bool) -> dict:
+    """Load a checkpoint saved on any number of ranks into this rank's model and optimizer
+    (torch.distributed.checkpoint reshards); returns the trainer state."""
+    import torch.distributed.checkpoint as dcp
+    if fsdp:
+        from torch.distributed.checkpoint.state_dict import (
+            StateDictOptions, get_optimizer_state_dict, set_model_state_dict,
+            set_optimizer_state_dict)
+        groups = get_optimizer_state_dict(model, opt)["param_groups"]   # creates AdamW's state
+        saved = trainer_state(model, opt, fsdp)
+        dcp.load(saved, checkpoint_id=os.path.join(ckpt, "dcp"))
+        set_model_state_dict(model, saved["params"], options=StateDictOptions(strict=False))
+        set_optimizer_state_dict(model, opt, {"state": saved["adam"], "param_groups": groups})
+    else:
+        masters = opt.param_groups[0]["params"]
+        for m in masters:                                  # the state AdamW creates at a step
+            opt.state[m] = {"step": torch.zeros((), device=m.device),
+                            "exp_avg": torch.zeros_like(m), "exp_avg_sq": torch.zeros_like(m)}
+        with torch.no_grad(), one_process_intended():
+            dcp.load(trainer_state(model, opt, fsdp), checkpoint_id=os.path.join(ckpt, "dcp"))
+            params = [p for p in inner(model).parameters() if p.requires_grad]
+            for p, m in zip(params, masters):
+                if p is not m:
+                    p.copy_(m)                             # bf16 weights from the masters
+    with open(os.path.join(ckpt, STATE)) as f:
+        return json.load(f)
 
 
 def resume_log(path: str, step: int) -> bool:
@@ -614,7 +698,21 @@ def resume_log(path: str, step: int) -> bool:
 
 
 def main(argv=None) -> int:
-    rank = int(os.environ.get("RANK", 0))
+    code = None
+    try:
+        code = launch(argv)
+        return code
+    except BaseException as e:
+        traceback.clear_frames(e.__traceback__)            # their locals hold the wrapper
+        raise
+    finally:
+        leave_ranks(finished=code in (0, 130))
+
+
+def launch(argv) -> int:
+    """The run of main(): bad input is one line and status 2, a rank that loses the others
+    exits with 1."""
+    rank, world = int(os.environ.get("RANK", 0)), 1
     try:
         a = parse_args(argv)
         check_args(a)
@@ -629,17 +727,17 @@ def main(argv=None) -> int:
             print(f"{a.train}: {len(train)} problems, {skipped} lines skipped")
         eval_sets = {}
         for path in a.eval.split(",") if a.eval else []:
-            rows, skipped = load_problems(path)
-            rows = rows[:a.eval_limit] if a.eval_limit else rows
+            problems, skipped = load_problems(path)
+            problems = problems[:a.eval_limit] if a.eval_limit else problems
             name = os.path.splitext(os.path.basename(path))[0]
             if name in eval_sets:
                 raise CLIError(f"--eval: two files are named {name!r}")
-            eval_sets[name] = rows
+            eval_sets[name] = problems
             if rank == 0:
-                print(f"{path}: {len(rows)} problems used, {skipped} lines skipped")
-        src = os.path.join(a.out, "checkpoint") if a.resume else a.model
-        # FSDP keeps fp32 shards (the masters) and computes in bf16 through its policy
-        model, tok = load_model(src, torch.float32 if fsdp else dtype, device)
+                print(f"{path}: {len(problems)} problems used, {skipped} lines skipped")
+        # FSDP keeps fp32 shards (the masters) and computes in bf16 through its policy;
+        # --resume loads the checkpoint's weights over these
+        model, tok = load_model(a.model, torch.float32 if fsdp else dtype, device)
         if rank == 0 and not a.eval_only:
             print_memory_plan(a, model.config)
     except (CLIError, ValueError) as e:
@@ -648,15 +746,28 @@ def main(argv=None) -> int:
         return 2
     try:
         return run(a, model, tok, train, eval_sets, rank, world, device, dtype, fsdp)
-    except (RuntimeError, dist.DistBackendError) as e:
+    except RuntimeError as e:                                # DistBackendError among them
         if world == 1 or "timed out" not in str(e).lower() and "connection" not in str(e).lower():
             raise
         print(f"train_qwen.py: rank {rank}: lost contact with the other ranks "
               f"({str(e).splitlines()[0]}); exiting", file=sys.stderr)
         return 1
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
+
+
+def leave_ranks(finished: bool):
+    """The end of a rank, once nothing holds its DDP/FSDP wrapper: wait for the others (no
+    collective is then in flight), collect the wrapper's reference cycles, destroy the
+    process group, in that order. DDP's C++ reducer owns the group, and a reducer outliving
+    destroy_process_group would end the group when it is freed, joining gloo's threads with
+    the GIL held, while one of them may need the GIL to free a finished collective that a
+    backward started (its saved thread-local state holds a Python object): a deadlock. Freed
+    by destroy_process_group, the group lets go of the GIL while its threads finish."""
+    if not dist.is_initialized():
+        return
+    if finished:
+        dist.barrier()
+    gc.collect()
+    dist.destroy_process_group()
 
 
 def print_memory_plan(a, cfg=None) -> int:
@@ -731,8 +842,7 @@ def run(a, model, tok, train, eval_sets, rank, world, device, dtype, fsdp) -> in
     step, order, pos, evaluated = 0, list(range(len(train))), 0, False
     random.Random(a.seed).shuffle(order)
     if a.resume:
-        st = torch.load(os.path.join(a.out, "checkpoint", "trainer.pt"), weights_only=False)
-        load_trainer_tensors(model, opt, st, fsdp)
+        st = load_checkpoint(find_checkpoint(a.out), model, opt, fsdp)
         step, order, pos = st["step"], st["order"], st["pos"]
         evaluated = resume_log(log_path, step) if rank == 0 else False
         if rank == 0:
@@ -742,11 +852,11 @@ def run(a, model, tok, train, eval_sets, rank, world, device, dtype, fsdp) -> in
 
     def checkpoint():
         save_checkpoint(a.out, model, tok, opt, {"step": step, "order": order, "pos": pos,
-                                                 "world": world}, rank, fsdp, dtype)
+                                                 "world": world}, rank, fsdp)
 
     def sample_fn(policy, *args, **kwargs):
         with gathered(policy) as m:
-            return sample_in_chunks(m, *args, rows=a.rollout_batch, **kwargs, **sample_kwargs)
+            return sample_in_chunks(m, *args, chunk_size=a.rollout_batch, **kwargs, **sample_kwargs)
 
     stop = []
 
@@ -794,10 +904,11 @@ def run(a, model, tok, train, eval_sets, rank, world, device, dtype, fsdp) -> in
                 max_grad_norm=a.grad_clip, tis_level=a.tis_level,
                 mean_over_ranks=mean_over_ranks if world > 1 else None, sample_fn=sample_fn,
                 chunk_tokens=a.logits_chunk)
+            weights = entropy_weights(stats, roll.mask)
             del roll                                       # the KV cache went with the rollout
             stats["perf/peak_mem_gb"] = (torch.cuda.max_memory_allocated() / 2**30
                                          if device.startswith("cuda") else None)
-            stats = reduce_stats(stats, world, device)
+            stats = reduce_stats(stats, world, device, weights)
             step += 1
             log({"step": step, **stats})
             bar.update(1)
@@ -819,4 +930,12 @@ def run(a, model, tok, train, eval_sets, rank, world, device, dtype, fsdp) -> in
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    code = main()
+    if "WORLD_SIZE" in os.environ:
+        # a rank ends without the interpreter's shutdown: FSDP2's group outlives
+        # destroy_process_group (DTensor's caches keep its device mesh), and the shutdown
+        # kills any gloo thread that then asks for the GIL, which aborts the process
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)

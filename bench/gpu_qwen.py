@@ -1,6 +1,6 @@
 """The real run's shape, measured: a RANDOM model of Qwen2.5-1.5B's exact dimensions (no download).
 
-    python bench/gpu_qwen.py                                    # on a CUDA machine: the README's GPU rows
+    python bench/gpu_qwen.py                                    # on a CUDA machine: docs/qwen.md's GPU rows
     python bench/gpu_qwen.py --device cpu --layers 2 --batch 8 --group 4 --prompt-len 32 \\
         --new-tokens 32 --micro-batch 4 --gen-batch 8 --gen-tokens 16 --skip-race   # CPU, cut down
 
@@ -23,7 +23,6 @@ import os
 import sys
 import tempfile
 import time
-from types import SimpleNamespace
 
 import torch
 

@@ -1,6 +1,6 @@
 """train_qwen.memory_plan for the real shapes, without their weights: what fits on which GPU.
 
-    python bench/memory_plan.py                          # the README's three settings
+    python bench/memory_plan.py                          # docs/qwen.md's three settings
     python bench/memory_plan.py --preset qwen7b --ranks 8 --batch 8192 --max-new-tokens 3072
 
 The plan is an estimate per rank, in GiB, of every buffer a training step holds (see
@@ -17,7 +17,7 @@ from bench_sample import PRESETS  # noqa: E402
 
 # (preset, GPUs, settings): 1.5B at the default batch on 1 GPU and on 8; 7B at the paper's
 # step, 1,024 prompts x 16 answers x 3,072 tokens, sampled 64 answers at a time per GPU
-README_ROWS = [("qwen1.5b", 1, {}), ("qwen1.5b", 8, {}),
+DOC_ROWS = [("qwen1.5b", 1, {}), ("qwen1.5b", 8, {}),
                ("qwen7b", 8, dict(batch=16384, max_new_tokens=3072, micro_batch=4,
                                   rollout_batch=64))]
 
@@ -35,7 +35,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=[k for k in PRESETS if k != "tiny"], default=None,
-                   help="one shape (default: the README's three rows)")
+                   help="one shape (default: docs/qwen.md's three rows)")
     p.add_argument("--ranks", type=int, default=1, help="GPUs (FSDP2 when > 1)")
     p.add_argument("--batch", type=int, default=512, help="answers per step, all ranks")
     p.add_argument("--prompt-len", type=int, default=256, help="prompt tokens")
@@ -44,7 +44,7 @@ def main():
     p.add_argument("--logits-chunk", type=int, default=256, help="tokens per vocabulary slice")
     p.add_argument("--rollout-batch", type=int, default=0, help="answers sampled together per GPU (0: all)")
     a = p.parse_args()
-    rows = [(a.preset, a.ranks, {})] if a.preset else README_ROWS
+    rows = [(a.preset, a.ranks, {})] if a.preset else DOC_ROWS
     for preset, ranks, settings in rows:
         s = argparse.Namespace(**{**vars(a), **settings})
         print(train_qwen.format_plan(plan(preset, ranks, s), (

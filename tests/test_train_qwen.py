@@ -45,12 +45,12 @@ def test_train_checkpoint_resume_is_identical(model_dir, tmp_path, monkeypatch):
     straight, split = tmp_path / "straight", tmp_path / "split"
     assert run(model_dir, straight, "--steps", "4", "--save-every", "2", "--eval-every", "0") == 0
     assert run(model_dir, split, "--steps", "2", "--save-every", "2", "--eval-every", "0") == 0
-    assert os.path.isfile(split / "checkpoint" / "trainer.pt")
+    assert os.path.isfile(split / "checkpoint" / tq.STATE)
     assert run(model_dir, split, "--steps", "4", "--save-every", "2", "--eval-every", "0",
                "--resume") == 0
     a, b = records(straight), records(split)
     assert [r["step"] for r in a] == [1, 2, 3, 4] and [r["step"] for r in b] == [1, 2, 3, 4]
-    assert all(r["loss/updates"] > 0 and r["loss/grad_norm"] > 0 for r in a)
+    assert all(r["loss/updates"] == 2 and r["loss/grad_norm"] > 0 for r in a)   # 2 mini-batches
     for ra, rb in zip(a, b):                               # same batches, same samples, same loss
         for key in ("rollout/reward", "rollout/tokens", "rollout/answer_len", "loss/pg_loss",
                     "loss/grad_norm"):
@@ -65,15 +65,28 @@ def test_train_checkpoint_resume_is_identical(model_dir, tmp_path, monkeypatch):
     assert not os.path.exists(split / "checkpoint.tmp")
 
 
-def test_eval_only_reports_every_metric(model_dir, tmp_path, capsys):
+def test_eval_only_reports_every_metric(model_dir, tmp_path, monkeypatch):
+    """Known verdicts, every metric pinned: the i-th answer of a problem's block (4 ead, 4
+    tau=1.0, 1 greedy; one batch) states labels[i]; `correct` says which labels a gold takes."""
+    import verify
+    labels = "aabcdeefg"
+    correct = {"11": "aeg", "\\frac{3}{4}": "bd", "6": labels}   # golds of the first 3 problems
+    monkeypatch.setattr(tq, "completions", lambda tok, roll: [labels[j % 9] for j in
+                                                              range(roll.tokens.shape[0])])
+    monkeypatch.setattr(verify, "extract_answer", lambda text: text)
+    monkeypatch.setattr(verify, "is_equiv", lambda pred, gold: pred in correct[gold[0]]
+                        if isinstance(gold, list) else pred == gold)
     assert tq.main(["--model", model_dir, "--eval", DATA, "--eval-only", "--out",
                      str(tmp_path), *FAST, "--eval-schedules", "ead,tau=1.0,greedy"]) == 0
     rec = records(tmp_path)[0]
+    # ead's verdicts: 1100, 0010, 1111; tau=1.0's: 0110, 1000, 1111; majorities a, e
+    want = {"mean@4": (2 / 4 + 1 / 4 + 1) / 3, "pass@1": (2 / 4 + 1 / 4 + 1) / 3, "pass@4": 1.0,
+            "worst@1": (2 / 4 + 1 / 4 + 1) / 3, "worst@4": 1 / 3, "maj@4": 2 / 3}
     for scope in ("sample_math", "all"):
         for name in ("ead", "tau=1.0"):
-            for m in ("mean@4", "pass@1", "pass@4", "worst@1", "worst@4", "maj@4"):
-                assert 0.0 <= rec[f"eval/{scope}/{name}/{m}"] <= 1.0
-        assert 0.0 <= rec[f"eval/{scope}/greedy/acc"] <= 1.0
+            for m, v in want.items():
+                assert rec[f"eval/{scope}/{name}/{m}"] == pytest.approx(v), (scope, name, m)
+        assert rec[f"eval/{scope}/greedy/acc"] == pytest.approx(2 / 3)
 
 
 def test_load_problems_fields_and_skips(tmp_path):
@@ -169,7 +182,11 @@ def test_master_adamw_keeps_updates_that_bf16_rounds_away():
     assert mixed.weight.grad is None and master.grad is None   # no gradient outlives its step
 
 
-def test_ctrl_c_finishes_the_step_and_checkpoints(model_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("found", ["default", "ignored"])
+def test_ctrl_c_finishes_the_step_and_checkpoints(model_dir, tmp_path, monkeypatch, found):
+    """Ctrl-C with Python's default handler, or with SIGINT ignored as under nohup or a
+    background job: the step finishes, a checkpoint is written, and the runner puts back
+    the handler it found."""
     import signal
 
     import verify
@@ -181,13 +198,19 @@ def test_ctrl_c_finishes_the_step_and_checkpoints(model_dir, tmp_path, monkeypat
             os.kill(os.getpid(), signal.SIGINT)
         return float(len(calls) % 2)
 
+    handler = {"default": signal.default_int_handler, "ignored": signal.SIG_IGN}[found]
     monkeypatch.setattr(verify, "reward", reward)
-    out = tmp_path / "run"
-    assert run(model_dir, out, "--steps", "4", "--save-every", "100", "--eval-every", "0") == 130
+    parent = signal.signal(signal.SIGINT, handler)        # whatever this process started with
+    try:
+        out = tmp_path / "run"
+        assert run(model_dir, out, "--steps", "4", "--save-every", "100", "--eval-every",
+                   "0") == 130
+        assert signal.getsignal(signal.SIGINT) is handler
+    finally:
+        signal.signal(signal.SIGINT, parent)
     assert [r["step"] for r in records(out)] == [1, 2]
-    state = torch.load(out / "checkpoint" / "trainer.pt", weights_only=False)
+    state = json.load(open(out / "checkpoint" / tq.STATE))
     assert state["step"] == 2 and state["pos"] == 4          # 2 steps x 2 prompts consumed
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_every_step_logs_the_same_keys_and_no_made_up_numbers(model_dir, tmp_path, monkeypatch):
@@ -202,7 +225,7 @@ def test_every_step_logs_the_same_keys_and_no_made_up_numbers(model_dir, tmp_pat
     assert a.keys() == b.keys()
     assert a["loss/updates"] == 0 and a["perf/update_tok_s"] is None
     assert a["loss/grad_norm"] is None and a["loss/clip_frac_high"] is None
-    assert b["loss/updates"] > 0 and b["perf/update_tok_s"] > 0
+    assert b["loss/updates"] == 2 and b["perf/update_tok_s"] > 0
     assert b["loss/grad_norm"] > 0 and b["loss/tis_weight_mean"] > 0
 
 
@@ -262,14 +285,14 @@ def test_rollout_in_chunks_equals_one_batch(tiny_model):
     kw = dict(eos_token_id=[3, 4], pad_token_id=0, vocab_size=40)
     greedy = ead.decoding("greedy", 10)
     whole = ead.sample(tiny_model, ids, am, greedy, **kw)
-    for rows in (1, 4, 0):
-        parts = tq.sample_in_chunks(tiny_model, ids, am, greedy, rows=rows, **kw)
+    for chunk_size in (1, 4, 0):
+        parts = tq.sample_in_chunks(tiny_model, ids, am, greedy, chunk_size=chunk_size, **kw)
         for got, want in zip(parts, whole):        # batch size may move the last float bits
             assert got.dtype == want.dtype and got.shape == want.shape
             assert torch.equal(got, want) if not want.is_floating_point() else \
                 torch.allclose(got, want, atol=1e-5)
     temps = torch.stack([ead.decoding("greedy", 10), ead.decoding("tau=1.3", 10)] * 3)   # (6, T)
-    roll = tq.sample_in_chunks(tiny_model, ids, am, temps, rows=4, **kw,
+    roll = tq.sample_in_chunks(tiny_model, ids, am, temps, chunk_size=4, **kw,
                                generator=torch.Generator().manual_seed(0))
     n = min(roll.tokens.shape[1], whole.tokens.shape[1])   # greedy rows: as in one batch
     assert torch.equal(roll.tokens[0::2, :n], whole.tokens[0::2, :n])
@@ -282,7 +305,7 @@ def test_rollout_in_chunks_equals_one_batch(tiny_model):
 def test_rollout_batch_runs_and_plans_a_smaller_cache(model_dir, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(tq.verify, "reward", alternating())
     assert run(model_dir, tmp_path / "o", "--steps", "1", "--rollout-batch", "3") == 0
-    assert records(tmp_path / "o")[-1]["loss/updates"] >= 1
+    assert records(tmp_path / "o")[-1]["loss/updates"] == 2
     out = capsys.readouterr().out                     # the plan is printed at start
     assert "memory plan per rank" in out and "rollout batch 3" in out and "KV cache" in out
     from transformers import AutoConfig
@@ -291,3 +314,174 @@ def test_rollout_batch_runs_and_plans_a_smaller_cache(model_dir, tmp_path, monke
                 dtype_bytes=4, checkpointing=True)
     full, part = tq.memory_plan(cfg, **plan), tq.memory_plan(cfg, **plan, rollout_batch=16)
     assert part["terms"]["KV cache (rollout)"] * 4 == pytest.approx(full["terms"]["KV cache (rollout)"])
+
+
+@pytest.mark.parametrize("failing", ["shards", "trainer state"])
+def test_a_save_that_fails_partway_leaves_the_last_checkpoint(model_dir, tmp_path, monkeypatch,
+                                                              failing):
+    """The save at step 4 fails after writing some of its files: the step-2 checkpoint is
+    left byte for byte, and resuming from it again gives the uninterrupted run."""
+    import torch.distributed.checkpoint as dcp
+
+    import verify
+    monkeypatch.setattr(verify, "reward", alternating())
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    common = ("--save-every", "2", "--eval-every", "0")
+    assert run(model_dir, straight, "--steps", "4", *common) == 0
+    assert run(model_dir, split, "--steps", "2", *common) == 0
+
+    def files(folder):
+        return {str(f.relative_to(folder)): f.read_bytes() for f in folder.rglob("*")
+                if f.is_file()}
+
+    before = files(split / "checkpoint")
+    save = dcp.save
+
+    def save_then_fail(*args, **kwargs):                  # every shard written, then no room
+        save(*args, **kwargs)
+        raise OSError("No space left on device")
+
+    def fail(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    with monkeypatch.context() as m:
+        if failing == "shards":
+            m.setattr(dcp, "save", save_then_fail)
+        else:
+            m.setattr(tq, "write_state", fail)
+        with pytest.raises(OSError, match="No space left"):
+            run(model_dir, split, "--steps", "4", "--resume", *common)
+    assert files(split / "checkpoint") == before
+    assert run(model_dir, split, "--steps", "4", "--resume", *common) == 0
+    for ra, rb in zip(records(straight), records(split)):
+        assert ra["step"] == rb["step"]
+        assert ra["loss/pg_loss"] == pytest.approx(rb["loss/pg_loss"], rel=1e-5, abs=1e-7)
+    ma, _ = tq.load_model(str(straight / "checkpoint"))
+    mb, _ = tq.load_model(str(split / "checkpoint"))
+    for (n, p), (_, q) in zip(ma.named_parameters(), mb.named_parameters()):
+        torch.testing.assert_close(p, q, msg=n)
+
+
+def simulated_ranks(monkeypatch, fn, world: int) -> list:
+    """fn(rank) for each of `world` ranks in this process, with torch.distributed.all_reduce
+    standing for an exact reduction of what the ranks send: every rank's result. A first pass
+    records each rank's tensors, a second one hands every rank their sum (or maximum)."""
+    import torch.distributed as dist
+    sent = [[] for _ in range(world)]
+    for r in range(world):
+        monkeypatch.setattr(dist, "all_reduce", lambda t, op=dist.ReduceOp.SUM, r=r:
+                            sent[r].append(t.clone()))
+        fn(r)
+    results = []
+    for r in range(world):
+        calls = itertools.count()
+
+        def all_reduce(t, op=dist.ReduceOp.SUM):
+            i = next(calls)
+            parts = torch.stack([sent[q][i] for q in range(world)])
+            t.copy_(parts.amax(0) if op == dist.ReduceOp.MAX else parts.sum(0))
+
+        monkeypatch.setattr(dist, "all_reduce", all_reduce)
+        results.append(fn(r))
+    return results
+
+
+def test_stats_over_two_ranks_sum_counts_and_weigh_means(monkeypatch):
+    """Known per-rank stats, each logged value pinned: counts and throughputs summed, the
+    peak memory the highest, entropy by position weighted by each rank's tokens there, per
+    answer means averaged (ranks hold as many answers), None where no rank measured."""
+    masks = [torch.tensor([[1] * 6 + [0] * 14, [1] * 3 + [0] * 17]).bool(),   # 9 tokens
+             torch.tensor([[1] * 20, [1] * 2 + [0] * 18]).bool()]              # 22 tokens
+    stats = [{"rollout/tokens": 9, "perf/rollout_tok_s": 100.0, "perf/update_tok_s": 40.0,
+              "perf/peak_mem_gb": 3.0, "rollout/reward": 0.25, "loss/grad_norm": 2.0,
+              "loss/kl": None, "entropy/0-3": 1.0, "entropy/4-15": 0.5, "entropy/16-63": None},
+             {"rollout/tokens": 22, "perf/rollout_tok_s": 300.0, "perf/update_tok_s": 60.0,
+              "perf/peak_mem_gb": 5.0, "rollout/reward": 0.75, "loss/grad_norm": 2.0,
+              "loss/kl": None, "entropy/0-3": 2.0, "entropy/4-15": 1.5, "entropy/16-63": 4.0}]
+    assert tq.entropy_weights(stats[0], masks[0]) == {"entropy/0-3": 7.0, "entropy/4-15": 2.0,
+                                                      "entropy/16-63": 0.0}
+    out = simulated_ranks(monkeypatch, lambda r: tq.reduce_stats(
+        stats[r], 2, "cpu", tq.entropy_weights(stats[r], masks[r])), 2)
+    assert out[0] == out[1]
+    assert out[0] == {
+        "rollout/tokens": 31, "perf/rollout_tok_s": 400.0, "perf/update_tok_s": 100.0,
+        "perf/peak_mem_gb": 5.0, "rollout/reward": 0.5, "loss/grad_norm": 2.0, "loss/kl": None,
+        "entropy/0-3": pytest.approx((1.0 * 7 + 2.0 * 6) / 13),      # 7 + 6 tokens at 0-3
+        "entropy/4-15": pytest.approx((0.5 * 2 + 1.5 * 12) / 14),    # 2 + 12 tokens at 4-15
+        "entropy/16-63": 4.0}                                        # rank 1's 4 tokens only
+    assert tq.reduce_stats(stats[0], 1, "cpu") is stats[0]           # one rank: as measured
+
+
+def test_eval_over_two_ranks_sums_counts(model_dir, monkeypatch):
+    """Rank r decodes problems r, r + 2, ...; problem i is right exactly when i is odd, so
+    rank 0 scores 0 of 3 and rank 1 2 of 2: 2/5 overall, not the mean of means 1/2."""
+    import verify
+    from types import SimpleNamespace
+    monkeypatch.setattr(verify, "extract_answer", lambda text: "x")
+    monkeypatch.setattr(verify, "is_equiv", lambda pred, gold: int(gold[0]) % 2 == 1
+                        if isinstance(gold, list) else pred == gold)
+    model, tok = tq.load_model(model_dir)
+    sets = {"f": [{"problem": f"p{i}", "answer": [str(i)]} for i in range(5)]}
+    a = SimpleNamespace(eval_schedules="tau=1.0,greedy", eval_k="1,2", eval_n=2, eval_batch=4,
+                        max_new_tokens=3, tau_max=1.2, tau_min=0.1, d0=500.0, alpha=100.0,
+                        d_max=8e5, c=10)
+
+    def evaluate(rank, world=2):
+        return tq.evaluate(model, tok, sets, a, 0, 0, tok.eos_token_id, None, "cpu", rank, world)
+
+    two = simulated_ranks(monkeypatch, evaluate, 2)
+    assert two[0] == two[1] == evaluate(0, world=1)
+    for key in ("eval/f/tau=1.0/mean@2", "eval/f/tau=1.0/pass@2", "eval/all/greedy/acc"):
+        assert two[0][key] == pytest.approx(2 / 5), key
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_memory_plan_counts_the_real_parameters(tied):
+    """The plan's parameter count is the model's own, and it holds one (V, H) temporary for
+    the vocabulary matrix's gradient (the scorer accumulates its slices into one buffer)."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+    cfg = Qwen2Config(vocab_size=97, hidden_size=32, intermediate_size=80, num_hidden_layers=3,
+                      num_attention_heads=4, num_key_value_heads=2, tie_word_embeddings=tied)
+    model = Qwen2ForCausalLM(cfg)
+    plan = tq.memory_plan(cfg, batch=8, prompt_len=16, max_new_tokens=8, micro_batch=4,
+                          logits_chunk=8, dtype_bytes=2, checkpointing=True)
+    assert plan["parameters"] == sum(p.numel() for p in model.parameters())
+    assert plan["terms"]["vocabulary gradient temporary"] == 97 * 32 * 2
+
+
+@pytest.mark.parametrize("extra,want", [
+    ([], dict(clip_high=0.28, kl_coef=0.0, tis_cap=2.0, tis_level="token", chunk_tokens=256,
+              max_grad_norm=1.0, num_minibatches=2, micro_batch=4, cache="growing", tau=None)),
+    (["--algo", "grpo"], dict(clip_high=0.2, kl_coef=0.001, ref_model=True)),
+    (["--no-tis", "--tis-level", "sequence"], dict(tis_cap=None, tis_level="sequence")),
+    (["--logits-chunk", "8", "--grad-clip", "0.5"], dict(chunk_tokens=8, max_grad_norm=0.5)),
+    (["--schedule", "tau=0.6", "--kv-cache", "dynamic"], dict(tau=0.6, cache="dynamic")),
+])
+def test_flags_reach_the_algorithm(model_dir, tmp_path, monkeypatch, extra, want):
+    """Each update and rollout flag arrives in ead.rl_step and ead.sample with its value
+    (the other runner tests keep most of them at their defaults)."""
+    import ead
+    seen = {}
+    rl_step, sample = ead.rl_step, ead.sample
+
+    def spy_step(policy, opt, ids, am, reward_fn, temperatures, **kw):
+        seen.update(kw, temperatures=temperatures)
+        return rl_step(policy, opt, ids, am, reward_fn, temperatures, **kw)
+
+    def spy_sample(*args, **kw):
+        seen["cache"] = kw.get("cache")
+        return sample(*args, **kw)
+
+    monkeypatch.setattr(ead, "rl_step", spy_step)
+    monkeypatch.setattr(ead, "sample", spy_sample)
+    monkeypatch.setattr(tq.verify, "reward", alternating())
+    assert run(model_dir, tmp_path / "o", "--steps", "1", "--eval-every", "0", *extra) == 0
+    for k, v in want.items():
+        if k == "ref_model":
+            assert (seen[k] is not None) == v
+        elif k == "tau":                                  # None: the paper's EAD, step 0
+            want_temps = (torch.full((12,), v) if v else ead.decoding(
+                "ead", 12, 0, tau_max=1.2, tau_min=0.1, d0=500.0, alpha=100.0, d_max=8e5, c=10))
+            assert torch.equal(seen["temperatures"], want_temps)
+        else:
+            assert seen[k] == v, k
