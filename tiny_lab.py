@@ -24,6 +24,7 @@ import os
 import queue
 import signal
 import time
+import traceback
 from typing import Callable
 
 import numpy as np
@@ -37,31 +38,36 @@ import tiny_stats as st
 # =====================================================================================
 
 
-def _ignore_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)        # Ctrl-C is the parent's to handle
-
-
 def _stop(signum, frame):
-    raise KeyboardInterrupt        # a kill: leave the pool's `with`, which ends the workers
+    raise KeyboardInterrupt        # a kill: leave run_jobs, whose `finally` ends the workers
 
 
-def _call(task):
-    job_fn, job, ctx, threads, progress = task
+def _worker(job_fn: Callable, ctx, threads: int, tasks, results) -> None:
+    """A worker process: jobs from `tasks` until None; ("rows", n) progress and ("done", result)
+    or ("error", traceback) on `results`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)         # Ctrl-C is the parent's to handle
     import torch
     torch.set_num_threads(threads)
-    return job_fn(job, ctx, progress.put)
+    for job in iter(tasks.get, None):
+        try:
+            results.put(("done", job_fn(job, ctx, lambda rows: results.put(("rows", rows)))))
+        except Exception:                                # the parent reports it, then stops
+            results.put(("error", traceback.format_exc()))
+            return
 
 
 def run_jobs(job_fn: Callable, jobs: list, ctx, *, workers: int, threads: int, total_rows: int):
     """Run job_fn(job, ctx, tick) for every job, in `workers` processes (1: in this one), under
-    one progress bar fed by tick(rows sampled); yield each job's result as it finishes.
+    one progress bar fed by tick(rows sampled); yield each job's result as it finishes. A job
+    that fails, or a worker that dies (killed, out of memory), raises RuntimeError here instead
+    of leaving the run waiting for a result that never comes.
 
     Small models leave a second thread idle most of the time, so two 1-thread processes do
     about twice the work of one 2-thread process; a job's result never depends on where it
     ran (each job seeds its own generators)."""
     bar = tqdm(total=total_rows, desc="samples drawn", unit="row", unit_scale=True,
                smoothing=0.05)
-    old = signal.signal(signal.SIGTERM, _stop)
+    old, procs = signal.signal(signal.SIGTERM, _stop), []
     try:
         if workers == 1:
             import torch
@@ -70,39 +76,69 @@ def run_jobs(job_fn: Callable, jobs: list, ctx, *, workers: int, threads: int, t
                 yield job_fn(job, ctx, bar.update)
             return
         mp = multiprocessing.get_context("spawn")        # fork is unsafe once torch has threads
-        with mp.Manager() as manager, mp.Pool(min(workers, len(jobs)), _ignore_sigint) as pool:
-            progress = manager.Queue()
-            results = pool.imap_unordered(_call, [(job_fn, j, ctx, threads, progress)
-                                                  for j in jobs])
-            for _ in jobs:
-                while True:
-                    try:
-                        result = results.next(timeout=0.5)
-                        break
-                    except multiprocessing.TimeoutError:
-                        pass
-                    finally:
-                        _drain(progress, bar)
-                yield result
+        tasks, results = mp.Queue(), mp.Queue()
+        n = min(workers, len(jobs))
+        for item in jobs + [None] * n:
+            tasks.put(item)
+        procs = [mp.Process(target=_worker, args=(job_fn, ctx, threads, tasks, results),
+                            daemon=True) for _ in range(n)]
+        for proc in procs:
+            proc.start()
+        left = len(jobs)
+        while left:
+            try:
+                kind, value = results.get(timeout=1.0)
+            except queue.Empty:
+                dead = [proc.exitcode for proc in procs if proc.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"a worker process died (exit code {dead[0]})") from None
+                continue
+            if kind == "rows":
+                bar.update(value)
+            elif kind == "error":
+                raise RuntimeError("a job failed in a worker process:\n" + value)
+            else:
+                left -= 1
+                yield value
     finally:
+        for proc in procs:
+            proc.terminate()
+            proc.join()
         signal.signal(signal.SIGTERM, old)
         bar.close()
 
 
-def _drain(progress, bar) -> None:
-    while True:
-        try:
-            bar.update(progress.get_nowait())
-        except queue.Empty:
-            return
+def curve_steps(steps: int, every: int) -> list[int]:
+    """RL steps of the held-out learning curves: every `every` steps, and at 1, 2, 5 and 10,
+    where a policy moves fastest (sample efficiency is decided there)."""
+    return sorted({steps, *range(0, steps + 1, every), *(k for k in (1, 2, 5, 10) if k < steps)})
+
+
+def job_rows(job: tuple, c: dict, n_frontier: int) -> int:
+    """Rows a train_tiny job samples (the progress bar's total), from the sizes it uses."""
+    kind, _, seed = job
+    rows = c["eval_problems"] * (c["eval_n"] + 1)                          # tau = 1 and greedy
+    if kind == "train":
+        rows += c["steps"] * c["prompts"] * c["group"]
+        rows += len(curve_steps(c["steps"], c["eval_every"])) * c["curve_problems"] * (2 * c["curve_n"] + 1)
+    if c["frontier_problems"] and seed == c["seeds"][0]:
+        rows += n_frontier * c["frontier_problems"] * c["frontier_n"]
+    return rows
+
+
+RUN_FILES = ("metrics.jsonl", "config.json")            # what --report needs
 
 
 def new_run_dir(parent: str, cfg: dict) -> str:
     """A fresh folder runs/tiny-<time> holding config.json, the settings of the run."""
     run_dir = os.path.join(parent, time.strftime("tiny-%Y%m%d-%H%M%S"))
-    while os.path.exists(run_dir):
-        run_dir += "x"
-    os.makedirs(run_dir)
+    os.makedirs(parent, exist_ok=True)
+    while True:
+        try:
+            os.mkdir(run_dir)                            # atomic: two runs never share one
+            break
+        except FileExistsError:
+            run_dir += "x"
     with open(os.path.join(run_dir, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1)
     return run_dir
@@ -240,16 +276,19 @@ def summarize(records: list[dict], cfg: dict) -> dict:
     if cfg["split"] == "val" and fixed:
         out["best_fixed"] = {m: max(fixed, key=lambda f: out["schedules"][f][m]["mean"])
                              for m in cols}
+        # --baseline's rule: one fixed tau for the whole question, the best on both its metrics
+        out["baseline_rule"] = max(fixed, key=lambda f: np.mean(
+            [out["schedules"][f][m]["mean"] for m in heads]))
     if len(seeds) > 1:
-        for label, ms in [(n, per[n]) for n in names] + [
+        for name, ms in [(n, per[n]) for n in names] + [
                 (f"EAD − {f}", {m: per["ead"][m] - per[f][m] for m in heads}) for f in fixed]:
-            out["variance"][label] = {}
+            out["variance"][name] = {}
             for m in heads:
                 v = st.variance_parts(ms[m])
-                if label.startswith("EAD − "):
+                if name.startswith("EAD − "):
                     need = st.seeds_needed(v, 0.02)
                     v["seeds_for_0.02"] = need if math.isfinite(need) else None
-                out["variance"][label][m] = v
+                out["variance"][name][m] = v
     out["learning"] = learning(records, cfg, seeds, fixed)
     fr = {r["schedule"]: r for r in records if r.get("kind") == "frontier"}
     for policy in [p for p in ["warm start"] + names if p in fr]:
@@ -419,8 +458,9 @@ def tables(s: dict, cfg: dict) -> str:
                          "seed moves a policy by far more (docs/toy.md: the variance split), so "
                          "one seed does not settle it: run --seeds N.")
     if "best_fixed" in s:
-        lines += ["", "Best fixed τ on this validation run (the rule for --baseline): "
-                  + ", ".join(f"{label(m)}: {f}" for m, f in s["best_fixed"].items()) + "."]
+        lines += ["", "Best fixed τ on this validation run, by metric: " + ", ".join(
+            f"{label(m)}: {f}" for m, f in s["best_fixed"].items()) + f". The rule for --baseline "
+            f"(the best mean of {' and '.join(map(label, heads))}): {s['baseline_rule']}."]
     if len(seeds) > 1:
         lines += ["", "Run by run:", "", "| seed | " + " | ".join(
             f"{n} {label(m)}" for n in s["per_seed"] for m in heads) + " |",
@@ -488,10 +528,11 @@ def plots(s: dict, cfg: dict, run_dir: str) -> list[str]:
         path = os.path.join(run_dir, "curves.png")
         ms = list(next(iter(L["curves"].values())))
         fig, axes = plt.subplots(1, 1 + len(ms), figsize=(5 * (1 + len(ms)), 4))
+        w = max(1, len(L["steps"]) and L["steps"][-1] // 20)
         for n, tr in L["train_reward"].items():
-            w = max(1, len(tr["mean"]) // 20)
-            y = np.convolve(tr["mean"], np.ones(w) / w, mode="valid")
-            axes[0].plot(tr["steps"][w - 1:], y, label=n)
+            if len(tr["mean"]) >= w:
+                y = np.convolve(tr["mean"], np.ones(w) / w, mode="valid")
+                axes[0].plot(tr["steps"][w - 1:], y, label=n)
         axes[0].set_title(f"training reward (own decoding, {w}-step mean)")
         for ax, m in zip(axes[1:], ms):
             for n, c in L["curves"].items():

@@ -2,8 +2,8 @@
 paper's question: does EAD beat the best fixed sampling temperature?
 
     python train_tiny.py                  # warm start, RL with EAD and with tau = 0.6, one seed
-    python train_tiny.py --seeds 12       # the paired measurement over training seeds
-    python train_tiny.py --split val --schedules ead,tau=0.4,tau=0.6,tau=0.8,tau=1.0,tau=1.2
+    python train_tiny.py --seeds 12 --schedules ead,tau=0.6,tau=1.0,tau=0.2   # settle it
+    python train_tiny.py --split val --seeds 2 --schedules ead,tau=0.2,tau=0.6,tau=1.0
                                           # choose the fixed tau to beat (and EAD's knobs) on val
     python train_tiny.py --warm-report    # the warm start's two failure modes, by temperature
     python train_tiny.py --report RUN_DIR # rebuild the tables and plots of a (stopped) run
@@ -30,9 +30,8 @@ from __future__ import annotations
 
 import os
 
-# torch's OpenMP threads spin while they wait for work. With another process on the machine a
-# spinning thread burns the core that process needs (a 2-thread RL step was measured 10x
-# slower than a 1-thread one); passive waiting avoids that. It must be set before torch loads.
+# torch's OpenMP threads spin while they wait, burning a core another process needs (a 2-thread
+# RL step measured 10x slower beside a busy process): wait passively. Set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse
@@ -41,7 +40,9 @@ import json
 import math
 import random
 import re
+import sys
 import time
+import zlib
 
 import torch
 import torch.nn.functional as F
@@ -80,7 +81,7 @@ def solution_op(numbers: list[int], target: int) -> str:
     return next(op for op in TARGET_OPS if apply(numbers[0], op, numbers[1]) + numbers[2] == target)
 
 
-_N = r"(0|[1-9]\d*)"                                   # a numeral as written: no leading zero
+_N = r"(0|[1-9][0-9]{0,5})"                 # a numeral as the prompt writes it: no leading zero
 _STEP = re.compile(f"{_N}([+\\-*]){_N}(?:={_N})?")
 
 
@@ -120,10 +121,10 @@ def verify_countdown(numbers: list[int], target: int, answer: str) -> float:
 
 
 def problem_space(big: tuple, small: tuple) -> int:
-    """How many distinct problems the generator can make (enumerated)."""
-    return len({(a, b, c, apply(a, op, b) + c) for a in range(big[0], big[1] + 1)
-                for b in range(small[0], small[1] + 1) for c in range(small[0], small[1] + 1)
-                for op in TARGET_OPS})
+    """How many distinct problems the generator can make: (a + b) + c and (a * b) + c never
+    coincide when a > b >= 2 (a * b - (a + b) = (a - 1)(b - 1) - 1 > 0), so every (a, b, c, op)
+    is its own problem."""
+    return len(TARGET_OPS) * (big[1] - big[0] + 1) * (small[1] - small[0] + 1) ** 2
 
 
 # =====================================================================================
@@ -174,10 +175,9 @@ def sft_answer(rng: random.Random, numbers, target, p_habit: float, p_solve: flo
 
 
 def warm_start(model, problems, *, steps: int, batch: int, lr: float, p_habit: float,
-               p_solve: float, seed: int) -> None:
+               p_solve: float, seed: str) -> None:
     """Supervised fine-tuning on answers (not prompts): AdamW, 50 warm-up steps, cosine decay.
     `problems(rng)` draws a training problem (never a held-out one)."""
-    torch.manual_seed(seed)
     rng = random.Random(seed)
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
@@ -205,18 +205,13 @@ def warm_start(model, problems, *, steps: int, batch: int, lr: float, p_habit: f
 # =====================================================================================
 
 
-def temperatures(name: str, step: int, length: int, ead_knobs: dict) -> torch.Tensor:
-    """(length,) temperatures of the named decoding ('ead', 'tau=X', 'greedy') at RL step
-    `step` (README eq. 1-2)."""
-    return ead.decoding(name, length, step, **ead_knobs)
-
-
 def rewards_of(roll: ead.Rollout, problems: list) -> torch.Tensor:
-    """(N,) verifier rewards of a rollout; an answer that never emitted EOS is unfinished: 0."""
+    """(N,) verifier rewards of a rollout; an answer that never emitted EOS is unfinished, and
+    one with a token that is not text (PAD, BOS) would hide it from the verifier: both 0."""
     out = []
     for b, (numbers, target) in enumerate(problems):
         ids = roll.tokens[b, :int(roll.mask[b].sum())].tolist()
-        done = bool(ids) and ids[-1] == EOS
+        done = bool(ids) and ids[-1] == EOS and all(i in ITOS for i in ids[:-1])   # no hidden ids
         out.append(verify_countdown(numbers, target, decode(ids[:-1])) if done else 0.0)
     return torch.tensor(out)
 
@@ -227,10 +222,9 @@ def sample_hits(model, problems: list, decodings: dict, n: int, seed: int, *, ba
     """How many of n samples are correct on each problem, under each decoding (greedy: 1).
 
     Every (decoding, problem, sample) row goes through ead.sample in chunks of `batch` rows,
-    each row with its own temperatures, so one call serves every decoding. Chunk c draws from
-    chunk_seed(seed, c): two policies evaluated with one seed share their random numbers, and
-    their difference carries less sampling noise. Returns {decoding: {"n": samples per
-    problem, "hits": [correct counts], "entropy_by_pos": [mean entropy of pi by position]}}."""
+    each row with its own temperatures. Chunk i draws from chunk_seed(seed, i): two policies
+    evaluated with one seed share their random numbers, so their difference is paired. Returns
+    {decoding: {"n", "hits": [correct counts], "entropy_by_pos": [entropy of pi by position]}}."""
     model.eval()
     ids, am = ead.left_pad([prompt_ids(*p) for p in problems], PAD)                 # (P, L)
     P, T = len(problems), len(next(iter(decodings.values())))
@@ -240,10 +234,11 @@ def sample_hits(model, problems: list, decodings: dict, n: int, seed: int, *, ba
     temps = torch.stack(list(decodings.values()))[dec]                             # (R, T)
     correct = torch.zeros(len(prob))
     ent, cnt = torch.zeros(len(sizes), T), torch.zeros(len(sizes), T)   # entropy by position
-    for c, start in enumerate(range(0, len(prob), batch)):
+    for i, start in enumerate(range(0, len(prob), batch)):
         rows = slice(start, start + batch)
+        gen = torch.Generator().manual_seed(chunk_seed(seed, i))
         roll = ead.sample(model, ids[prob[rows]], am[prob[rows]], temps[rows], eos_token_id=EOS,
-                          pad_token_id=PAD, generator=torch.Generator().manual_seed(chunk_seed(seed, c)))
+                          pad_token_id=PAD, generator=gen)
         correct[rows] = rewards_of(roll, [problems[i] for i in prob[rows].tolist()])
         w, m = roll.mask.shape[1], roll.mask.float()
         ent[:, :w].index_add_(0, dec[rows], roll.entropy * m)
@@ -268,18 +263,22 @@ def train(model, schedule: str, seed: int, stream, *, steps: int, prompts: int, 
           length: int, curve: dict, log, tick) -> int:
     """RL from the warm start: `steps` steps of TIS-DAPO on `prompts` training problems x
     `group` answers sampled with `schedule` (README eq. 1-7). `stream(rng)` draws a training
-    problem; every curve["every"] steps the policy is evaluated on curve["problems"] (tau = 1,
-    greedy, and its own schedule). Returns the answer tokens sampled."""
-    torch.manual_seed(seed)
+    problem; at the RL steps in curve["steps"] the policy is evaluated on curve["problems"]
+    (tau = 1, greedy, and its own schedule). Returns the answer tokens sampled."""
+    # lr (docs/toy.md): 1/3 of it ends the same, 3x loses some, 10x collapses. The first steps
+    # move the operation away from the habit, and with it weights the arithmetic after it shares;
+    # its tokens are near-certain, so RL's own gradient on them, (1 - p), is ~0 and nothing holds
+    # them. Below the cliff the first right answers pull them back; above, they break first:
+    # every reward 0, every advantage 0, no way back.
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
     rng = random.Random(stream_seed(seed))            # the same problems for every schedule
     gen = torch.Generator().manual_seed(rollout_seed(seed))
     tokens = 0
     for step in range(steps + 1):
-        if step % curve["every"] == 0 or step == steps:           # held-out learning curves
-            decodings = {"t1": temperatures("tau=1.0", 0, length, ead_knobs),
-                         "greedy": temperatures("greedy", 0, length, ead_knobs),
-                         "own": temperatures(schedule, step, length, ead_knobs)}
+        if step in curve["steps"]:                                  # held-out learning curves
+            decodings = {"t1": ead.decoding("tau=1.0", length),
+                         "greedy": ead.decoding("greedy", length),
+                         "own": ead.decoding(schedule, length, step, **ead_knobs)}   # eq. 1-2
             log({"kind": "curve", "step": step, "tokens": tokens,
                  "eval": sample_hits(model, curve["problems"], decodings, curve["n"],
                                      curve_seed(seed), batch=curve["batch"], tick=tick)})
@@ -290,7 +289,7 @@ def train(model, schedule: str, seed: int, stream, *, steps: int, prompts: int, 
         answered = [p for p in batch for _ in range(group)]                       # (P * n)
         stats, _, _ = ead.rl_step(
             model, opt, ids, am, lambda roll: rewards_of(roll, answered),
-            temperatures(schedule, step, length, ead_knobs), group_size=group,
+            ead.decoding(schedule, length, step, **ead_knobs), group_size=group,
             eos_token_id=EOS, pad_token_id=PAD, generator=gen, num_minibatches=minibatches,
             micro_batch=prompts * group // minibatches, max_grad_norm=max_grad_norm,
             recompute_old=False, tis_cap=tis_cap)      # fp32 on CPU: the sampler's log pi is pi_old
@@ -304,9 +303,15 @@ def train(model, schedule: str, seed: int, stream, *, steps: int, prompts: int, 
 # =====================================================================================
 
 
-def held_out_seed(split: str) -> int:
-    """The held-out sets depend on their split alone: every run reports on the same problems."""
-    return {"val": 999, "test": 1234}[split]
+def held_out_seed(split: str) -> str:
+    """The held-out sets depend on their split alone: every run reports on the same problems.
+    (String seeds are deterministic, and each family's prefix keeps families apart.)"""
+    return f"held-out/{split}"
+
+
+def warm_seed() -> str:
+    """The warm start's initial weights and its data: one warm start per setting, on any run."""
+    return "warm-start"
 
 
 def run_seeds(split: str, n: int) -> list[int]:
@@ -315,9 +320,9 @@ def run_seeds(split: str, n: int) -> list[int]:
     return list(range(1000 if split == "val" else 0, (1000 if split == "val" else 0) + n))
 
 
-def stream_seed(seed: int) -> int:
+def stream_seed(seed: int) -> str:
     """The training problems of a seed: one stream for every schedule of that seed."""
-    return 100 + seed
+    return f"stream/{seed}"
 
 
 def rollout_seed(seed: int) -> int:
@@ -340,6 +345,11 @@ def final_seed(seed: int) -> int:
 def frontier_seed(seed: int) -> int:
     """The inference-time experiment: one seed for every policy and decoding."""
     return 30_000 + seed
+
+
+def warm_report_seed() -> int:
+    """The warm-start report's samples: the same at every temperature."""
+    return 0
 
 
 def chunk_seed(seed: int, chunk: int) -> int:
@@ -369,10 +379,8 @@ def held_out_sets(n: int, big: tuple, small: tuple) -> dict[str, list]:
 def training_stream(held_out: frozenset, big: tuple, small: tuple):
     """stream(rng) -> a training problem, never a held-out one."""
     def stream(rng):
-        while True:
-            numbers, target = make_problem(rng, big, small)
-            if (tuple(numbers), target) not in held_out:
-                return numbers, target
+        problem = make_problem(rng, big, small)
+        return problem if (tuple(problem[0]), problem[1]) not in held_out else stream(rng)
     return stream
 
 
@@ -381,71 +389,66 @@ def run_job(job: tuple, ctx: dict, tick) -> tuple:
     its final evaluation. The first seed's policies also go through the inference-time
     experiment (one policy, many decodings)."""
     kind, schedule, seed = job
-    c = ctx["cfg"]
-    model = build_model(c["hidden"], c["layers"], c["heads"])
+    cfg, name = ctx["cfg"], schedule or "warm start"
+    model = build_model(cfg["hidden"], cfg["layers"], cfg["heads"])
     model.load_state_dict(torch.load(ctx["warm_path"]))
-    length, knobs = c["max_new_tokens"], ead_knobs(c)
-
-    def log(rec):
-        tiny_lab.append_record(ctx["metrics"], {"schedule": name, "seed": seed, **rec})
-
-    name, tokens, t0 = "warm start", 0, time.time()
+    length, knobs, tokens, t0 = cfg["max_new_tokens"], ead_knobs(cfg), 0, time.time()
+    def log(rec): tiny_lab.append_record(ctx["metrics"], {"schedule": name, "seed": seed, **rec})
     if kind == "train":
-        name = schedule
-        problems = ctx["problems"][:c["curve_problems"]]
-        tokens = train(model, schedule, seed, training_stream(ctx["held_out"], c["big"], c["small"]),
-                       steps=c["steps"], prompts=c["prompts"], group=c["group"], lr=c["lr"],
-                       minibatches=c["minibatches"], max_grad_norm=c["max_grad_norm"],
-                       tis_cap=None if c["no_tis"] else c["tis_cap"], ead_knobs=knobs,
-                       length=length, curve={"every": c["eval_every"], "problems": problems,
-                                             "n": c["curve_n"], "batch": c["eval_batch"]},
-                       log=log, tick=tick)
-    final = {"t1": temperatures("tau=1.0", 0, length, knobs),
-             "greedy": temperatures("greedy", 0, length, knobs)}
+        curve = {"steps": tiny_lab.curve_steps(cfg["steps"], cfg["eval_every"]),
+                 "problems": ctx["problems"][:cfg["curve_problems"]], "n": cfg["curve_n"],
+                 "batch": cfg["eval_batch"]}
+        stream = training_stream(ctx["held_out"], cfg["big"], cfg["small"])
+        tokens = train(model, schedule, seed, stream,
+                       steps=cfg["steps"], prompts=cfg["prompts"], group=cfg["group"], lr=cfg["lr"],
+                       minibatches=cfg["minibatches"], max_grad_norm=cfg["max_grad_norm"],
+                       tis_cap=None if cfg["no_tis"] else cfg["tis_cap"], ead_knobs=knobs,
+                       length=length, curve=curve, log=log, tick=tick)
+    final = {"t1": ead.decoding("tau=1.0", length), "greedy": ead.decoding("greedy", length)}
     log({"kind": "final", "tokens": tokens, "time_s": round(time.time() - t0, 2),
-         "eval": sample_hits(model, ctx["problems"], final, c["eval_n"], final_seed(c["seeds"][0]
-                             if kind == "warm" else seed), batch=c["eval_batch"], tick=tick)})
-    if c["frontier_problems"] and seed == c["seeds"][0]:
+         "eval": sample_hits(model, ctx["problems"], final, cfg["eval_n"], final_seed(seed),
+                             batch=cfg["eval_batch"], tick=tick)})
+    if cfg["frontier_problems"] and seed == cfg["seeds"][0]:
         log({"kind": "frontier", "eval": sample_hits(
-            model, ctx["problems"][:c["frontier_problems"]], frontier_decodings(c), c["frontier_n"],
-            frontier_seed(seed), batch=c["eval_batch"], tick=tick)})
+            model, ctx["problems"][:cfg["frontier_problems"]], frontier_decodings(cfg),
+            cfg["frontier_n"],
+            frontier_seed(seed), batch=cfg["eval_batch"], tick=tick)})
     return job
 
 
-def ead_knobs(c: dict) -> dict:
-    return {"tau_max": c["tau_max"], "tau_min": c["tau_min"], "d0": c["d0"], "alpha": c["alpha"],
-            "c": c["c"]}
+def ead_knobs(cfg: dict) -> dict:
+    return {k: cfg[k] for k in ("tau_max", "tau_min", "d0", "alpha", "c")}
 
 
-def frontier_decodings(c: dict) -> dict:
+def frontier_decodings(cfg: dict) -> dict:
     """The inference-time grid: fixed temperatures, then EAD settings (the trained one first)."""
-    out = {f"tau={t:g}": temperatures(f"tau={t:g}", 0, c["max_new_tokens"], {})
-           for t in c["frontier_taus"]}
-    for tmax, tmin, d0 in [(c["tau_max"], c["tau_min"], c["d0"])] + [tuple(x) for x in c["frontier_ead"]]:
-        out.setdefault(f"ead {tmax:g}→{tmin:g} d={d0:g}", temperatures(
-            "ead", 0, c["max_new_tokens"], {**ead_knobs(c), "tau_max": tmax, "tau_min": tmin, "d0": d0}))
+    out = {f"tau={t:g}": ead.decoding(f"tau={t:g}", cfg["max_new_tokens"])
+           for t in cfg["frontier_taus"]}
+    for tmax, tmin, d0 in [(cfg["tau_max"], cfg["tau_min"], cfg["d0"]), *cfg["frontier_ead"]]:
+        knobs = {**ead_knobs(cfg), "tau_max": tmax, "tau_min": tmin, "d0": d0}
+        out.setdefault(f"ead {tmax:g}→{tmin:g} d={d0:g}",
+                       ead.decoding("ead", cfg["max_new_tokens"], **knobs))
     return out
 
 
-def job_rows(job: tuple, c: dict) -> int:
-    """Rows a job samples (the progress bar's total), from the sizes run_job uses."""
-    kind, _, seed = job
-    rows = c["eval_problems"] * (c["eval_n"] + 1)                          # tau = 1 and greedy
-    if kind == "train":
-        curves = len(range(0, c["steps"] + 1, c["eval_every"])) + (c["steps"] % c["eval_every"] > 0)
-        rows += c["steps"] * c["prompts"] * c["group"]
-        rows += curves * c["curve_problems"] * (2 * c["curve_n"] + 1)
-    if c["frontier_problems"] and seed == c["seeds"][0]:
-        rows += len(frontier_decodings(c)) * c["frontier_problems"] * c["frontier_n"]
-    return rows
-
-
-def warm_path_for(c: dict) -> str:
-    """The warm start's cache file, keyed by everything that shapes it."""
+def cached_warm_start(cfg: dict, held_out: frozenset) -> str:
+    """The warm start's weights file: trained once per setting (keyed by everything that shapes
+    it, eval_problems for what is held out), then read from the cache."""
     keys = ["big", "small", "hidden", "layers", "heads", "sft_steps", "sft_batch", "sft_lr",
-            "p_habit", "p_solve", "eval_problems"]            # eval_problems: what is held out
-    tag = hashlib.sha1(json.dumps({k: c[k] for k in keys}).encode()).hexdigest()[:10]
-    return os.path.join(c["cache"], f"warm_{tag}.pt")
+            "p_habit", "p_solve", "eval_problems"]
+    tag = hashlib.sha1(json.dumps({k: list(cfg[k]) if k in ("big", "small") else cfg[k]
+                                   for k in keys}).encode()).hexdigest()[:10]
+    path = os.path.join(cfg["cache"], f"warm_{tag}.pt")
+    if not os.path.exists(path):
+        torch.manual_seed(zlib.crc32(warm_seed().encode()))          # its initial weights
+        model = build_model(cfg["hidden"], cfg["layers"], cfg["heads"])
+        warm_start(model, training_stream(held_out, cfg["big"], cfg["small"]), steps=cfg["sft_steps"],
+                   batch=cfg["sft_batch"], lr=cfg["sft_lr"], p_habit=cfg["p_habit"],
+                   p_solve=cfg["p_solve"], seed=warm_seed())
+        os.makedirs(cfg["cache"], exist_ok=True)
+        torch.save(model.state_dict(), path + ".tmp")
+        os.replace(path + ".tmp", path)                  # atomic: no half-written cache
+    return path
 
 
 def main(argv=None):
@@ -454,21 +457,13 @@ def main(argv=None):
         text, summary = tiny_lab.report(args.report)
         print(text)
         return args.report, summary
-    c = {**vars(args), "schedules": [n for n in args.schedules.split(",") if n],
-         "seeds": run_seeds(args.split, args.seeds)}
+    cfg = {**vars(args), "schedules": [n for n in args.schedules.split(",") if n],
+           "seeds": run_seeds(args.split, args.seeds)}
     torch.set_num_threads(args.jobs * args.threads)          # the warm start has the machine
     t_start = time.time()
     sets = held_out_sets(args.eval_problems, args.big, args.small)
     held_out = frozenset((tuple(n), t) for s in sets.values() for n, t in s)
-    warm_path = warm_path_for(c)
-    if not os.path.exists(warm_path):
-        model = build_model(args.hidden, args.layers, args.heads)
-        warm_start(model, training_stream(held_out, args.big, args.small), steps=args.sft_steps,
-                   batch=args.sft_batch, lr=args.sft_lr, p_habit=args.p_habit,
-                   p_solve=args.p_solve, seed=0)
-        os.makedirs(args.cache, exist_ok=True)
-        torch.save(model.state_dict(), warm_path + ".tmp")
-        os.replace(warm_path + ".tmp", warm_path)           # atomic: no half-written cache
+    warm_path = cached_warm_start(cfg, held_out)
     if args.warm_report:
         model = build_model(args.hidden, args.layers, args.heads)
         model.load_state_dict(torch.load(warm_path))
@@ -476,26 +471,28 @@ def main(argv=None):
         print(f"warm start on {len(probs)} {args.split} problems, {args.curve_n} samples each:\n"
               + warm_report(model, probs, args.curve_n, args.max_new_tokens))
         return None, {}
-    run_dir = tiny_lab.new_run_dir(args.out, c)
+    run_dir = tiny_lab.new_run_dir(args.out, cfg)
     print(f"run folder: {run_dir}")
-    ctx = {"cfg": c, "warm_path": warm_path, "problems": sets[args.split], "held_out": held_out,
+    ctx = {"cfg": cfg, "warm_path": warm_path, "problems": sets[args.split], "held_out": held_out,
            "metrics": os.path.join(run_dir, "metrics.jsonl")}
     # seed by seed, so that a stopped run has whole seeds; the short warm-start job last
-    jobs = [("train", n, s) for s in c["seeds"] for n in c["schedules"]] + [("warm", None, c["seeds"][0])]
-    interrupted = False
+    jobs = [("train", n, s) for s in cfg["seeds"] for n in cfg["schedules"]]
+    jobs.append(("warm", None, cfg["seeds"][0]))
+    stopped = None                                       # a record of why the run ended early
     try:
+        rows = sum(tiny_lab.job_rows(j, cfg, len(frontier_decodings(cfg))) for j in jobs)
         for _ in tiny_lab.run_jobs(run_job, jobs, ctx, workers=args.jobs, threads=args.threads,
-                                   total_rows=sum(job_rows(j, c) for j in jobs)):
+                                   total_rows=rows):
             pass
-    except KeyboardInterrupt:
-        interrupted = True
-        print("\ninterrupted: the tables use the seeds that every schedule finished")
+    except (KeyboardInterrupt, RuntimeError) as e:
+        stopped = str(e) or "interrupted"
+        print(f"\n{stopped}\nthe tables use the seeds that every schedule finished", file=sys.stderr)
     tiny_lab.append_record(ctx["metrics"], {"kind": "done", "wall_s": round(time.time() - t_start, 1),
-                                            "interrupted": interrupted})
+                                            "interrupted": stopped})
     text, summary = tiny_lab.report(run_dir)
     print(text)
-    if interrupted:
-        raise SystemExit(130)
+    if stopped:
+        raise SystemExit(130 if stopped == "interrupted" else 1)
     return run_dir, summary
 
 
@@ -506,10 +503,10 @@ def warm_report(model, problems, k: int, length: int) -> str:
     ids, am = ead.left_pad([prompt_ids(*p) for p in problems], PAD)
     rows = ["| τ | mean@k | pass@k | habit first step | right first step | well-formed | "
             "first step's arithmetic wrong |", "|---|---|---|---|---|---|---|"]
-    for tau in (0.3, 0.6, 1.0, 1.2, 1.5):
+    for tau in (0.0, 0.3, 0.6, 1.0, 1.2, 1.5):                          # 0.0: greedy
         roll = ead.sample(model, ids.repeat_interleave(k, 0), am.repeat_interleave(k, 0),
                           torch.full((length,), tau), eos_token_id=EOS, pad_token_id=PAD,
-                          generator=torch.Generator().manual_seed(0))
+                          generator=torch.Generator().manual_seed(warm_report_seed()))
         probs = [p for p in problems for _ in range(k)]
         r = rewards_of(roll, probs).view(-1, k)
         habit = right = formed = wrong = 0
@@ -522,8 +519,9 @@ def warm_report(model, problems, k: int, length: int) -> str:
                 formed += 1
                 wrong += apply(int(m[1]), m[2], int(m[3])) != int(m[4])
         n = len(probs)
-        rows.append(f"| {tau} | {float(r.mean()):.3f} | {float((r.sum(1) > 0).float().mean()):.3f} "
-                    f"| {habit / n:.2f} | {right / n:.2f} | {formed / n:.2f} | {wrong / max(formed, 1):.2f} |")
+        solved = float((r.sum(1) > 0).float().mean())
+        rows.append(f"| {tau or 'greedy'} | {float(r.mean()):.3f} | {solved:.3f} | {habit / n:.2f} | "
+                    f"{right / n:.2f} | {formed / n:.2f} | {wrong / max(formed, 1):.2f} |")
     return "\n".join(rows)
 
 
@@ -532,73 +530,71 @@ def parse_args(argv=None):
         """Keep the docstring's layout and show every default."""
 
     p = tiny_lab.Parser(prog="train_tiny.py", description=__doc__, formatter_class=Help)
-    a = p.add_argument
-    g = p.add_argument_group("the comparison")
-    g.add_argument("--schedules", "--schedule", default="ead,tau=0.6",
-                   help="comma list of training decodings: 'ead' and/or 'tau=X' ('': no training, "
-                        "the warm start's evaluation and inference-time experiment alone)")
-    g.add_argument("--baseline", default="tau=0.6",
-                   help="the fixed tau EAD must beat: the best fixed tau of the --split val run")
-    g.add_argument("--seeds", type=int, default=1, help="training seeds per schedule (test: 0.., val: 1000..)")
-    g.add_argument("--split", choices=["test", "val"], default="test",
-                   help="held-out set reported on: choose knobs on val, report on test")
-    g = p.add_argument_group("RL (README eq. 1-7)")
-    g.add_argument("--steps", type=int, default=200, help="RL steps per run")
-    g.add_argument("--prompts", type=int, default=32, help="prompts per RL step")
-    g.add_argument("--group", type=int, default=8, help="answers per prompt (n)")
-    g.add_argument("--minibatches", type=int, default=2, help="optimiser updates per RL step")
-    g.add_argument("--lr", type=float, default=1e-4, help="AdamW learning rate (the middle of the plateau measured on val)")
-    g.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clip")
-    g.add_argument("--tis-cap", type=float, default=2.0, help="truncated-IS cap C (eq. 6)")
-    g.add_argument("--no-tis", action="store_true", help="turn truncated importance sampling off")
-    g.add_argument("--tau-max", type=float, default=1.2, help="EAD start temperature")
-    g.add_argument("--tau-min", type=float, default=0.6, help="EAD floor temperature")
-    g.add_argument("--d0", type=float, default=8.0, help="EAD decay d at step 0, in tokens")
-    g.add_argument("--alpha", type=float, default=0.0, help="EAD growth of d per step, in tokens")
-    g.add_argument("--c", type=int, default=0, help="EAD: first c tokens at tau = 1")
-    g.add_argument("--max-new-tokens", "--max-new", type=int, default=20, help="answer tokens at most")
-    g = p.add_argument_group("task, model and warm start")
-    g.add_argument("--big", type=tiny_lab.int_pair, default=(10, 99), help="range LO,HI of the first number")
-    g.add_argument("--small", type=tiny_lab.int_pair, default=(2, 9), help="range LO,HI of the other two")
-    g.add_argument("--hidden", type=int, default=96, help="model width")
-    g.add_argument("--layers", type=int, default=2, help="model depth")
-    g.add_argument("--heads", type=int, default=4, help="attention heads")
-    g.add_argument("--sft-steps", type=int, default=600, help="warm-start (supervised) steps")
-    g.add_argument("--sft-batch", type=int, default=128, help="warm-start batch")
-    g.add_argument("--sft-lr", type=float, default=3e-3, help="warm-start learning rate")
-    g.add_argument("--p-habit", type=float, default=0.45, help="share of warm-start answers on the habit")
-    g.add_argument("--p-solve", type=float, default=0.3, help="share of warm-start answers that solve")
-    g = p.add_argument_group("evaluation")
-    g.add_argument("--eval-problems", type=int, default=1024, help="held-out problems per split (val, test)")
-    g.add_argument("--eval-n", type=int, default=16, help="samples per problem in the final evaluation")
-    g.add_argument("--eval-k", "--ks", type=tiny_lab.number_list(int), default=[1, 4, 16],
-                   help="k of pass@k and worst@k (unbiased, from --eval-n samples)")
-    g.add_argument("--eval-batch", "--batch-rows", type=int, default=4096, help="rows per sampler call")
-    g.add_argument("--eval-every", type=int, default=25, help="learning-curve evaluation every N steps")
-    g.add_argument("--curve-problems", type=int, default=256, help="problems of the learning curves")
-    g.add_argument("--curve-n", type=int, default=4, help="samples per problem on the learning curves")
-    g.add_argument("--frontier-problems", type=int, default=128,
-                   help="problems of the inference-time experiment (0: skip it)")
-    g.add_argument("--frontier-n", type=int, default=16, help="samples per problem and decoding there")
-    g.add_argument("--frontier-taus", type=tiny_lab.number_list(float), default=[0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4],
-                   help="fixed temperatures of the inference-time experiment")
-    g.add_argument("--frontier-ead", type=tiny_lab.ead_settings, default=[(1.2, 0.3, 8.0), (1.5, 0.6, 8.0)],
-                   help="EAD settings tau_max:tau_min:d0 of the inference-time experiment, besides "
-                        "the trained one")
-    g.add_argument("--boot", type=int, default=2000, help="bootstrap resamples of every interval")
-    g = p.add_argument_group("running")
-    g.add_argument("--jobs", type=int, default=min(8, os.cpu_count() or 1),
-                   help="worker processes, each running whole (schedule, seed) runs")
-    g.add_argument("--threads", type=int, default=1, help="torch threads per process")
-    g.add_argument("--out", default="runs", help="parent folder of the run folder")
-    g.add_argument("--cache", default=os.path.join(".cache", "train_tiny"), help="warm-start cache folder")
-    g.add_argument("--fast", action="store_true", help="seconds-long smoke setting (tests)")
-    g.add_argument("--warm-report", action="store_true", help="print the warm start's behaviour by temperature, then exit")
-    g.add_argument("--report", metavar="RUN_DIR", help="rebuild table.md, summary.json and plots of a run folder")
+    a = p.add_argument_group("the comparison").add_argument
+    a("--schedules", "--schedule", default="ead,tau=0.6",
+      help="comma list of training decodings: 'ead' and/or 'tau=X' ('': no training, "
+           "the warm start's evaluation and inference-time experiment alone)")
+    a("--baseline", default="tau=0.6",
+      help="the fixed tau EAD must beat: the best mean of pass@16 and greedy on --split val")
+    a("--seeds", type=int, default=1, help="training seeds per schedule (test: 0.., val: 1000..)")
+    a("--split", choices=["test", "val"], default="test",
+      help="held-out set reported on: choose knobs on val, report on test")
+    a = p.add_argument_group("RL (README eq. 1-7)").add_argument
+    a("--steps", type=int, default=200, help="RL steps per run")
+    a("--prompts", type=int, default=32, help="prompts per RL step")
+    a("--group", type=int, default=8, help="answers per prompt (n)")
+    a("--minibatches", type=int, default=2, help="optimiser updates per RL step")
+    a("--lr", type=float, default=1e-4, help="AdamW learning rate (measured on val: docs/toy.md)")
+    a("--max-grad-norm", type=float, default=1.0, help="gradient clip")
+    a("--tis-cap", type=float, default=2.0, help="truncated-IS cap C (eq. 6)")
+    a("--no-tis", action="store_true", help="turn truncated importance sampling off")
+    a("--tau-max", type=float, default=1.2, help="EAD start temperature")
+    a("--tau-min", type=float, default=0.6, help="EAD floor temperature")
+    a("--d0", type=float, default=4.0, help="EAD decay d at step 0, in tokens (chosen on val)")
+    a("--alpha", type=float, default=0.0, help="EAD growth of d per step, in tokens")
+    a("--c", type=int, default=0, help="EAD: first c tokens at tau = 1")
+    a("--max-new-tokens", "--max-new", type=int, default=20, help="answer tokens at most")
+    a = p.add_argument_group("task, model and warm start").add_argument
+    a("--big", type=tiny_lab.int_pair, default=(10, 99), help="range LO,HI of the first number")
+    a("--small", type=tiny_lab.int_pair, default=(2, 9), help="range LO,HI of the other two")
+    a("--hidden", type=int, default=96, help="model width")
+    a("--layers", type=int, default=2, help="model depth")
+    a("--heads", type=int, default=4, help="attention heads")
+    a("--sft-steps", type=int, default=600, help="warm-start (supervised) steps")
+    a("--sft-batch", type=int, default=128, help="warm-start batch")
+    a("--sft-lr", type=float, default=3e-3, help="warm-start learning rate")
+    a("--p-habit", type=float, default=0.45, help="share of warm-start answers on the habit")
+    a("--p-solve", type=float, default=0.3, help="share of warm-start answers that solve")
+    a = p.add_argument_group("evaluation").add_argument
+    a("--eval-problems", type=int, default=1024, help="held-out problems per split (val, test)")
+    a("--eval-n", type=int, default=16, help="samples per problem in the final evaluation")
+    a("--eval-k", "--ks", type=tiny_lab.number_list(int), default=[1, 4, 16],
+      help="k of pass@k and worst@k (unbiased, from --eval-n samples)")
+    a("--eval-batch", "--batch-rows", type=int, default=4096, help="rows per sampler call")
+    a("--eval-every", type=int, default=25, help="learning curves every N steps (and at 1, 2, 5, 10)")
+    a("--curve-problems", type=int, default=256, help="problems of the learning curves")
+    a("--curve-n", type=int, default=4, help="samples per problem on the learning curves")
+    a("--frontier-problems", type=int, default=128,
+      help="problems of the inference-time experiment (0: skip it)")
+    a("--frontier-n", type=int, default=16, help="samples per problem and decoding there")
+    a("--frontier-taus", type=tiny_lab.number_list(float), default=[0.2, 0.4, 0.6, 0.8, 1.0, 1.2, 1.4],
+      help="fixed temperatures of the inference-time experiment")
+    a("--frontier-ead", type=tiny_lab.ead_settings, default=[(1.2, 0.3, 8.0), (1.5, 0.6, 8.0)],
+      help="EAD settings tau_max:tau_min:d0 there, besides the trained one")
+    a("--boot", type=int, default=2000, help="bootstrap resamples of every interval")
+    a = p.add_argument_group("running").add_argument
+    a("--jobs", type=int, default=min(8, os.cpu_count() or 1),
+      help="worker processes, each running whole (schedule, seed) runs")
+    a("--threads", type=int, default=1, help="torch threads per process")
+    a("--out", default="runs", help="parent folder of the run folder")
+    a("--cache", default=os.path.join(".cache", "train_tiny"), help="warm-start cache folder")
+    a("--fast", action="store_true", help="seconds-long smoke setting (tests)")
+    a("--warm-report", action="store_true", help="the warm start by temperature, then exit")
+    a("--report", metavar="RUN_DIR", help="rebuild a run folder's tables and plots")
     args = p.parse_args(argv)
     if args.report:
-        if not os.path.exists(os.path.join(args.report, "metrics.jsonl")):
-            p.error(f"--report {args.report}: no metrics.jsonl there")
+        if not all(os.path.exists(os.path.join(args.report, f)) for f in tiny_lab.RUN_FILES):
+            p.error(f"--report {args.report}: no metrics.jsonl and config.json there")
         return args
     if args.fast:
         args.steps, args.prompts, args.group, args.sft_steps, args.hidden = 2, 4, 4, 20, 32
@@ -614,7 +610,7 @@ def check_args(p, args) -> None:
     names = [n for n in args.schedules.split(",") if n]
     try:
         for name in names + [args.baseline]:
-            temperatures(name, 0, args.max_new_tokens, ead_knobs(vars(args)))
+            ead.decoding(name, args.max_new_tokens, **ead_knobs(vars(args)))
         frontier_decodings(vars(args))
     except ValueError as e:
         p.error(str(e))
@@ -625,18 +621,21 @@ def check_args(p, args) -> None:
     if min(args.group, args.eval_n, args.curve_n) < 2 or min(
             args.seeds, args.jobs, args.threads, args.boot, args.steps + 1, args.eval_every,
             args.prompts, args.minibatches, args.eval_problems, args.eval_batch, args.hidden,
-            args.layers, args.heads, args.sft_steps, args.sft_batch, args.max_new_tokens) < 1:
-        p.error("--group, --eval-n, --curve-n must be >= 2; --steps >= 0; every other size >= 1")
+            args.layers, args.heads, args.sft_steps, args.sft_batch, args.max_new_tokens,
+            args.curve_problems, args.frontier_problems + 1) < 1 or len(set(names)) < len(names):
+        p.error("--group, --eval-n, --curve-n must be >= 2; --steps, --frontier-problems >= 0; "
+                "every other size >= 1; no schedule twice")
     if not (args.lr > 0 and args.sft_lr > 0 and args.max_grad_norm > 0 and args.tis_cap > 0):
         p.error("--lr, --sft-lr, --max-grad-norm and --tis-cap must be > 0")
     if not (0 <= args.p_habit and 0 <= args.p_solve and args.p_habit + args.p_solve <= 1):
         p.error("--p-habit and --p-solve are shares: each >= 0, together <= 1")
     args.eval_k = sorted(set(args.eval_k))
-    if not args.eval_k or args.eval_k[0] < 1 or args.eval_k[-1] > min(args.eval_n, args.frontier_n):
-        p.error("--eval-k: every k must be between 1 and --eval-n and --frontier-n")
+    if not args.eval_k or args.eval_k[0] < 1 or args.eval_k[-1] > min(args.eval_n, args.frontier_n) \
+            or args.eval_k[-1] < 2:
+        p.error("--eval-k: every k between 1 and --eval-n and --frontier-n, the largest >= 2")
+    args.frontier_taus = sorted(set(args.frontier_taus))      # the frontier runs in tau order
     if args.big[0] <= args.small[1] or args.small[0] < 2:
-        p.error("--big must lie above --small, and --small start at 2 or more (so that the habit "
-                "never solves a problem)")
+        p.error("--big must lie above --small, and --small start at 2 (the habit never solves)")
     space = problem_space(args.big, args.small)
     if space < 3 * args.eval_problems:
         p.error(f"--big {args.big[0]},{args.big[1]} --small {args.small[0]},{args.small[1]} make "

@@ -1,6 +1,10 @@
 import os
 import sys
 
+# torch's OpenMP threads spin while they wait; beside other busy processes (a loaded CI
+# machine) a spinning thread takes the core the other thread needs. Set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import string
 
 import pytest

@@ -39,8 +39,9 @@ def test_verifier_by_category(answer, want):
 
 def test_verifier_needs_each_number_once_also_when_numbers_repeat():
     assert tt.verify_countdown([12, 3, 3], 39, "12*3=36,36+3") == 1.0
-    assert tt.verify_countdown([12, 3, 3], 39, "12*3=36,36+3") == 1.0
+    assert tt.verify_countdown([12, 3, 3], 21, "3*3=9,12+9") == 1.0     # both 3s in one step
     assert tt.verify_countdown([12, 3, 4], 39, "12*3=36,36+3") == 0.0     # the second 3 is not there
+    assert tt.verify_countdown([12, 3, 4], 21, "3*3=9,12+9") == 0.0
 
 
 def test_generated_problems_are_solved_by_their_derivation_and_never_by_the_habit():
@@ -53,6 +54,28 @@ def test_generated_problems_are_solved_by_their_derivation_and_never_by_the_habi
         assert tt.verify_countdown(numbers, target, tt.derivation(numbers, tt.HABIT)) == 0.0
 
 
+def test_problem_space_counts_what_the_generator_can_make():
+    import random
+    for big, small in [((10, 14), (2, 4)), ((20, 25), (3, 9)), ((10, 99), (2, 9))]:
+        every = {(a, b, c, tt.apply(a, op, b) + c) for a in range(big[0], big[1] + 1)
+                 for b in range(small[0], small[1] + 1) for c in range(small[0], small[1] + 1)
+                 for op in tt.TARGET_OPS}
+        assert tt.problem_space(big, small) == len(every)
+        rng = random.Random(0)
+        drawn = {(*n, t) for n, t in (tt.make_problem(rng, big, small) for _ in range(20_000))}
+        assert drawn <= every
+
+
+def test_training_never_sees_a_held_out_problem():
+    import random
+    sets = tt.held_out_sets(1024, (10, 99), (2, 9))
+    held = frozenset((tuple(n), t) for s in sets.values() for n, t in s)
+    assert len(held) == 2048                               # val and test are disjoint
+    stream, rng = tt.training_stream(held, (10, 99), (2, 9)), random.Random(tt.stream_seed(0))
+    drawn = [stream(rng) for _ in range(20_000)]
+    assert not {(tuple(n), t) for n, t in drawn} & held
+
+
 def test_problem_space_by_hand():
     # a in {10, 11}, b, c in {2}: targets 10+2+2=14, 10*2+2=22, 11+2+2=15, 11*2+2=24
     assert tt.problem_space((10, 11), (2, 2)) == 4
@@ -60,12 +83,14 @@ def test_problem_space_by_hand():
     assert tt.problem_space((10, 10), (2, 3)) == 8
 
 
-def test_rewards_refuse_an_unfinished_answer():
+def test_rewards_refuse_an_unfinished_answer_and_hidden_tokens():
     enc = tt.encode("47*6=282,282+3")
-    tokens = torch.tensor([enc + [tt.EOS], enc + [tt.PAD]])
-    mask = torch.tensor([[True] * (len(enc) + 1), [True] * len(enc) + [False]])
-    roll = tt.ead.Rollout(tokens, mask, *(torch.zeros(2, len(enc) + 1) for _ in range(3)))
-    assert tt.rewards_of(roll, [([47, 6, 3], 285)] * 2).tolist() == [1.0, 0.0]
+    hidden = tt.encode("47*6=282,") + [tt.PAD, tt.BOS] + tt.encode("282+3")   # decodes the same
+    tokens = torch.tensor([enc + [tt.EOS, tt.PAD, tt.PAD], enc + [tt.PAD] * 3, hidden + [tt.EOS]])
+    mask = torch.tensor([[True] * (len(enc) + 1) + [False] * 2, [True] * len(enc) + [False] * 3,
+                         [True] * len(tokens[2])])
+    roll = tt.ead.Rollout(tokens, mask, *(torch.zeros(3, len(tokens[0])) for _ in range(3)))
+    assert tt.rewards_of(roll, [([47, 6, 3], 285)] * 3).tolist() == [1.0, 0.0, 0.0]
 
 
 def test_tokenizer_round_trip():
@@ -90,9 +115,9 @@ def test_sample_hits_gives_each_row_its_own_decoding(monkeypatch):
     model.lm_head = head
     problems = tt.held_out_sets(8, (10, 99), (2, 9))["test"]
     length = 12
-    decodings = {"hot": tt.temperatures("tau=1.5", 0, length, {}),
-                 "greedy": tt.temperatures("greedy", 0, length, {}),
-                 "cold": tt.temperatures("tau=0.001", 0, length, {})}
+    decodings = {"hot": tt.ead.decoding("tau=1.5", length),
+                 "greedy": tt.ead.decoding("greedy", length),
+                 "cold": tt.ead.decoding("tau=0.001", length)}
     res = tt.sample_hits(model, problems, decodings, 4, seed=5, batch=7)   # chunks cut decodings
     again = tt.sample_hits(model, problems, decodings, 4, seed=5, batch=7)
     assert res == again                            # seeded: the pairing is reproducible
@@ -205,7 +230,7 @@ def test_summary_json_is_well_formed_and_recomputes(fast_run):
     assert {"training", "evaluation", "problems"} <= set(parts)
     assert set(on_disk["frontier"]) == {"warm start", "ead", "tau=0.6"}
     pts = on_disk["frontier"]["ead"]["points"]
-    assert {"tau=0.5", "tau=1", "ead 1.2→0.6 d=8"} <= set(pts)
+    assert {"tau=0.5", "tau=1", "ead 1.2→0.6 d=4"} <= set(pts)
 
 
 def test_report_rebuilds_a_stopped_run(fast_run, tmp_path):
@@ -247,10 +272,13 @@ def test_two_workers_give_what_one_process_gives(tmp_path):
     (["--eval-k", "1,32"], "--eval-k"),
     (["--ks", "1,32"], "--eval-k"),                       # the old spelling still works
     (["--frontier-ead", "1.2:0.6"], "tau_max:tau_min:d0"),
-    (["--report", "/nonexistent/run"], "no metrics.jsonl"),
+    (["--report", "/nonexistent/run"], "no metrics.jsonl and config.json"),
     (["--big", "10,12", "--small", "2,3"], "distinct problems"),   # would never finish
     (["--big", "10,99", "--eval-problems", "5000"], "distinct problems"),
     (["--big", "5,99"], "--big must lie above --small"),
+    (["--schedules", "ead,ead"], "no schedule twice"),
+    (["--curve-problems", "0"], "every other size >= 1"),
+    (["--eval-k", "1"], "the largest >= 2"),
     (["--big", "x"], "LO,HI"),
     (["--p-habit", "0.8", "--p-solve", "0.3"], "shares"),
     (["--lr", "0"], "--lr"),
@@ -268,7 +296,7 @@ def test_warm_report(tmp_path, capsys):
                                 "--out", str(tmp_path / "runs")])
     out = capsys.readouterr().out
     assert run_dir is None and summary == {} and not (tmp_path / "runs").exists()
-    assert out.count("\n| ") == 6 and "| 1.2 |" in out           # header + 5 temperatures
+    assert out.count("\n| ") == 7 and "| 1.2 |" in out and "| greedy |" in out   # header + 6
 
 
 def test_summarize_pairs_every_difference():
