@@ -1,9 +1,9 @@
 """train_tiny.py: RL with verifiable rewards that visibly works on a laptop CPU, then the
 paper's question: does EAD beat the best fixed sampling temperature?
 
-    python train_tiny.py                  # warm start, RL with EAD and with tau = 0.6, one seed
-    python train_tiny.py --seeds 12 --schedules ead,tau=0.6,tau=1.0,tau=0.2   # settle it
-    python train_tiny.py --split val --seeds 2 --schedules ead,tau=0.2,tau=0.6,tau=1.0
+    python train_tiny.py                  # warm start, RL with EAD and with tau = 0.8, one seed
+    python train_tiny.py --seeds 12 --schedules ead,tau=0.8,tau=0.6,tau=1.2   # settle it
+    python train_tiny.py --split val --seeds 2 --schedules ead,tau=0.2,tau=0.4,tau=0.6,tau=0.8,tau=1.0,tau=1.2
                                           # choose the fixed tau to beat (and EAD's knobs) on val
     python train_tiny.py --warm-report    # the warm start's two failure modes, by temperature
     python train_tiny.py --report RUN_DIR # rebuild the tables and plots of a (stopped) run
@@ -265,11 +265,11 @@ def train(model, schedule: str, seed: int, stream, *, steps: int, prompts: int, 
     `group` answers sampled with `schedule` (README eq. 1-7). `stream(rng)` draws a training
     problem; at the RL steps in curve["steps"] the policy is evaluated on curve["problems"]
     (tau = 1, greedy, and its own schedule). Returns the answer tokens sampled."""
-    # lr (docs/toy.md): 1/3 of it ends the same, 3x loses some, 10x collapses. The first steps
-    # move the operation away from the habit, and with it weights the arithmetic after it shares;
-    # its tokens are near-certain, so RL's own gradient on them, (1 - p), is ~0 and nothing holds
-    # them. Below the cliff the first right answers pull them back; above, they break first:
-    # every reward 0, every advantage 0, no way back.
+    # lr (docs/toy.md): 1/3 of it learns a little slower, 3x ends lower, 10x collapses. The first
+    # updates move the operation away from the habit, and with it weights the arithmetic after it
+    # shares; its tokens are near-certain, so RL's own gradient on them, (1 - p), is ~0 and
+    # nothing holds them. Below the cliff the first right answers pull them back; above, they
+    # break first: every reward 0, every advantage 0, no way back.
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0, betas=(0.9, 0.99))
     rng = random.Random(stream_seed(seed))            # the same problems for every schedule
     gen = torch.Generator().manual_seed(rollout_seed(seed))
@@ -531,10 +531,10 @@ def parse_args(argv=None):
 
     p = tiny_lab.Parser(prog="train_tiny.py", description=__doc__, formatter_class=Help)
     a = p.add_argument_group("the comparison").add_argument
-    a("--schedules", "--schedule", default="ead,tau=0.6",
+    a("--schedules", "--schedule", default="ead,tau=0.8",
       help="comma list of training decodings: 'ead' and/or 'tau=X' ('': no training, "
            "the warm start's evaluation and inference-time experiment alone)")
-    a("--baseline", default="tau=0.6",
+    a("--baseline", default="tau=0.8",
       help="the fixed tau EAD must beat: the best mean of pass@16 and greedy on --split val")
     a("--seeds", type=int, default=1, help="training seeds per schedule (test: 0.., val: 1000..)")
     a("--split", choices=["test", "val"], default="test",
@@ -550,7 +550,7 @@ def parse_args(argv=None):
     a("--no-tis", action="store_true", help="turn truncated importance sampling off")
     a("--tau-max", type=float, default=1.2, help="EAD start temperature")
     a("--tau-min", type=float, default=0.6, help="EAD floor temperature")
-    a("--d0", type=float, default=4.0, help="EAD decay d at step 0, in tokens (chosen on val)")
+    a("--d0", type=float, default=8.0, help="EAD decay d at step 0, in tokens (chosen on val)")
     a("--alpha", type=float, default=0.0, help="EAD growth of d per step, in tokens")
     a("--c", type=int, default=0, help="EAD: first c tokens at tau = 1")
     a("--max-new-tokens", "--max-new", type=int, default=20, help="answer tokens at most")

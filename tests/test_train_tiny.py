@@ -171,7 +171,7 @@ def test_fast_run_end_to_end(fast_run):
     tmp, run_dir, summary, calls = fast_run
     assert calls, "rewards must come from the verifier"
     recs = records(run_dir)
-    names = {"ead", "tau=0.6"}
+    names = {"ead", "tau=0.8"}
     assert {r["schedule"] for r in recs if "schedule" in r} == names | {"warm start"}
     assert len([r for r in recs if r["kind"] == "train"]) == 2 * 2 * 2   # schedules x seeds x steps
     curves = [r for r in recs if r["kind"] == "curve"]
@@ -193,8 +193,8 @@ def test_summary_json_is_well_formed_and_recomputes(fast_run):
     _, run_dir, summary, _ = fast_run
     on_disk = json.load(open(os.path.join(run_dir, "summary.json")))
     assert on_disk == json.loads(json.dumps(summary))
-    assert set(on_disk["schedules"]) == {"ead", "tau=0.6"}
-    assert set(on_disk["differences"]) == {"tau=0.6"}
+    assert set(on_disk["schedules"]) == {"ead", "tau=0.8"}
+    assert set(on_disk["differences"]) == {"tau=0.8"}
     metrics = {"t1/mean@4", "t1/pass@2", "t1/pass@4", "t1/worst@2", "greedy/acc"}
     for block in (on_disk["warm_start"], *on_disk["schedules"].values(),
                   *on_disk["differences"].values(), *on_disk["improvement"].values()):
@@ -205,32 +205,32 @@ def test_summary_json_is_well_formed_and_recomputes(fast_run):
     finals = {(r["schedule"], r["seed"]): r for r in recs if r["kind"] == "final"}
     warm_t1 = np.mean(finals["warm start", 0]["eval"]["t1"]["hits"]) / 4
     assert on_disk["warm_start"]["t1/mean@4"]["mean"] == pytest.approx(warm_t1)
-    for name in ("ead", "tau=0.6"):               # the means, from the raw counts
+    for name in ("ead", "tau=0.8"):               # the means, from the raw counts
         t1 = np.mean([np.mean(finals[name, s]["eval"]["t1"]["hits"]) / 4 for s in (0, 1)])
         greedy = np.mean([np.mean(finals[name, s]["eval"]["greedy"]["hits"]) for s in (0, 1)])
         assert on_disk["schedules"][name]["t1/mean@4"]["mean"] == pytest.approx(t1)
         assert on_disk["schedules"][name]["greedy/acc"]["mean"] == pytest.approx(greedy)
         assert on_disk["improvement"][name]["t1/mean@4"]["mean"] == pytest.approx(t1 - warm_t1)
     for m in metrics:                             # a difference is of the two means
-        assert on_disk["differences"]["tau=0.6"][m]["mean"] == pytest.approx(
-            on_disk["schedules"]["ead"][m]["mean"] - on_disk["schedules"]["tau=0.6"][m]["mean"])
+        assert on_disk["differences"]["tau=0.8"][m]["mean"] == pytest.approx(
+            on_disk["schedules"]["ead"][m]["mean"] - on_disk["schedules"]["tau=0.8"][m]["mean"])
     assert 0 < on_disk["schedules"]["ead"]["t1/mean@4"]["mean"] < 1   # not a vacuous check
     # the learning curves and their areas, from the raw counts of the curve records
     L = on_disk["learning"]
     assert L["steps"] == [0, 1, 2]
-    for name in ("ead", "tau=0.6"):
+    for name in ("ead", "tau=0.8"):
         by = {(r["seed"], r["step"]): np.mean(r["eval"]["greedy"]["hits"]) for r in recs
               if r["kind"] == "curve" and r["schedule"] == name}
         means = [np.mean([by[s, k] for s in (0, 1)]) for k in (0, 1, 2)]
         assert L["curves"][name]["greedy/acc"]["mean"] == pytest.approx(means)
         area = (means[0] + 2 * means[1] + means[2]) / 4
         assert L["area"][name]["greedy/acc"]["mean"] == pytest.approx(area)
-    assert set(L["area_difference"]) == {"tau=0.6"}
-    parts = on_disk["variance"]["EAD − tau=0.6"]["t1/pass@4"]
+    assert set(L["area_difference"]) == {"tau=0.8"}
+    parts = on_disk["variance"]["EAD − tau=0.8"]["t1/pass@4"]
     assert {"training", "evaluation", "problems"} <= set(parts)
-    assert set(on_disk["frontier"]) == {"warm start", "ead", "tau=0.6"}
+    assert set(on_disk["frontier"]) == {"warm start", "ead", "tau=0.8"}
     pts = on_disk["frontier"]["ead"]["points"]
-    assert {"tau=0.5", "tau=1", "ead 1.2→0.6 d=4"} <= set(pts)
+    assert {"tau=0.5", "tau=1", "ead 1.2→0.6 d=8"} <= set(pts)
 
 
 def test_report_rebuilds_a_stopped_run(fast_run, tmp_path):
@@ -240,7 +240,7 @@ def test_report_rebuilds_a_stopped_run(fast_run, tmp_path):
     stopped.mkdir()
     (stopped / "config.json").write_text(open(os.path.join(run_dir, "config.json")).read())
     lines = open(os.path.join(run_dir, "metrics.jsonl")).read().splitlines()
-    cut = [ln for ln in lines if not ('"final"' in ln and '"tau=0.6"' in ln and '"seed": 1,' in ln)]
+    cut = [ln for ln in lines if not ('"final"' in ln and '"tau=0.8"' in ln and '"seed": 1,' in ln)]
     assert len(cut) == len(lines) - 1
     (stopped / "metrics.jsonl").write_text("\n".join(cut) + "\n{\"kind\": \"fin")   # torn line
     _, summary = tt.main(["--report", str(stopped)])
@@ -257,7 +257,7 @@ def test_two_workers_give_what_one_process_gives(tmp_path):
                                     str(tmp_path / "cache"), "--jobs", jobs])
         runs[jobs] = summary
         recs = records(run_dir)
-        assert {r["schedule"] for r in recs if r["kind"] == "final"} == {"ead", "tau=0.6", "warm start"}
+        assert {r["schedule"] for r in recs if r["kind"] == "final"} == {"ead", "tau=0.8", "warm start"}
         assert len([r for r in recs if r["kind"] == "train"]) == 2 * 2
     for s in runs.values():
         s.pop("wall_s")
@@ -300,19 +300,74 @@ def test_warm_report(tmp_path, capsys):
 
 
 def test_summarize_pairs_every_difference():
-    """Synthetic records where EAD gets exactly one more of 4 samples right than tau=0.6, on
+    """Synthetic records where EAD gets exactly one more of 4 samples right than tau=0.8, on
     every problem of every seed (which themselves vary a lot): mean@4 differs by 0.25, with an
     interval of zero width under paired resampling; unpaired resampling would be wide."""
-    cfg = {"schedules": ["ead", "tau=0.6"], "seeds": [0, 1, 2], "baseline": "tau=0.6",
+    cfg = {"schedules": ["ead", "tau=0.8"], "seeds": [0, 1, 2], "baseline": "tau=0.8",
            "split": "test", "eval_problems": 8, "eval_n": 4, "eval_k": [1, 4], "boot": 300,
            "curve_n": 4, "curve_problems": 8, "frontier_n": 4, "steps": 2, "prompts": 1, "group": 2}
     rng = np.random.default_rng(0)
     recs = []
     for s in cfg["seeds"]:
         base = rng.integers(0, 4, 8)
-        for name, hits in (("tau=0.6", base), ("ead", base + 1)):
+        for name, hits in (("tau=0.8", base), ("ead", base + 1)):
             recs.append({"kind": "final", "schedule": name, "seed": s, "tokens": 1, "time_s": 1.0,
                          "eval": {"t1": {"n": 4, "hits": hits.tolist()},
                                   "greedy": {"n": 1, "hits": np.minimum(hits, 1).tolist()}}})
-    d = tiny_lab.summarize(recs, cfg)["differences"]["tau=0.6"]["t1/mean@4"]
+    d = tiny_lab.summarize(recs, cfg)["differences"]["tau=0.8"]["t1/mean@4"]
     assert d == {"mean": pytest.approx(0.25), "lo": pytest.approx(0.25), "hi": pytest.approx(0.25)}
+
+
+def test_summarize_pins_learning_variance_and_frontier():
+    """Synthetic records with numbers a hand can work out, read back through summarize:
+    - curves: EAD holds exactly one more hit of 4 than tau=0.8 at every step, so its area under
+      the mean@4 curve is 0.25 higher with an interval of zero width (paired over seeds and
+      problems), and the area itself is the trapezoid average of the hand-made curve;
+    - variance: EAD's pass@4 minus tau=0.8's is an additive seeds x problems table
+      a_s + b_p, whose split has no evaluation part, var(a) as training and var(b) / P as
+      problems, both with divisor n - 1;
+    - frontier: fixed points (mean@4, pass@4) = (0.5, 0.5) and (0.25, 1.0) and an EAD point at
+      (0.375, 1.0) sit 0.25 above the segment's height 0.75 there."""
+    P, seeds, steps = 8, [0, 1, 2], [0, 1, 2]
+    cfg = {"schedules": ["ead", "tau=0.8"], "seeds": seeds, "baseline": "tau=0.8",
+           "split": "test", "eval_problems": P, "eval_n": 4, "eval_k": [1, 4], "boot": 300,
+           "curve_n": 4, "curve_problems": P, "frontier_n": 4, "steps": 2, "prompts": 1,
+           "group": 2}
+    a = np.array([0, 1, 1])                         # seed effect on the pass@4 difference
+    b = np.array([0, 0, -1, 0, -1, 0, 0, 0])        # problem effect; a + b in {-1, 0, 1}
+    d = a[:, None] + b[None, :]
+    recs = []
+    for s in seeds:
+        ead_hits = np.where(d[s] == -1, 0, 1 + (d[s] == 0))     # pass 1 unless d = -1
+        fix_hits = np.where(d[s] == 1, 0, 1)                      # pass 1 unless d = +1
+        for name, hits in (("ead", ead_hits), ("tau=0.8", fix_hits)):
+            ev = {"t1": {"n": 4, "hits": hits.tolist()}, "greedy": {"n": 1, "hits": [1] * P}}
+            recs.append({"kind": "final", "schedule": name, "seed": s, "tokens": 1,
+                         "time_s": 1.0, "eval": ev})
+        for k in steps:                         # tau=0.8 climbs 0 -> 1 -> 3 hits; EAD one more
+            fix = [0, 1, 3][k]
+            for name, h in (("tau=0.8", fix), ("ead", fix + 1)):
+                recs.append({"kind": "curve", "schedule": name, "seed": s, "step": k,
+                             "eval": {"t1": {"n": 4, "hits": [h] * P},
+                                      "greedy": {"n": 1, "hits": [min(h, 1)] * P}}})
+    fr = {"tau=0.5": [4, 4, 4, 4, 0, 0, 0, 0], "tau=1": [1] * 8,
+          "ead 1.2→0.6 d=8": [2, 2, 2, 2, 1, 1, 1, 1]}
+    recs.append({"kind": "frontier", "schedule": "ead", "seed": 0,
+                 "eval": {n: {"n": 4, "hits": h} for n, h in fr.items()}})
+    s = tiny_lab.summarize(recs, cfg)
+
+    area = s["learning"]["area"]
+    # the EAD curve of mean@4 is 1/4, 2/4, 4/4 at steps 0, 1, 2: trapezoids (3/8 + 6/8) / 2
+    assert area["ead"]["t1/mean@4"]["mean"] == pytest.approx((3 / 8 + 6 / 8) / 2)
+    diff = s["learning"]["area_difference"]["tau=0.8"]["t1/mean@4"]
+    assert diff == {"mean": pytest.approx(0.25), "lo": pytest.approx(0.25),
+                    "hi": pytest.approx(0.25)}
+
+    v = s["variance"]["EAD − tau=0.8"]["t1/pass@4"]
+    assert v["evaluation"] == pytest.approx(0, abs=1e-12)
+    assert v["training"] == pytest.approx(a.var(ddof=1))
+    assert v["problems"] == pytest.approx(b.var(ddof=1) / P)
+    assert s["differences"]["tau=0.8"]["t1/pass@4"]["mean"] == pytest.approx(d.mean())
+
+    gap = s["frontier"]["ead"]["gaps"]["ead 1.2→0.6 d=8"]["pass@4 over mean@4"]
+    assert gap["mean"] == pytest.approx(0.25)
