@@ -566,6 +566,7 @@ def step_stats(roll: Rollout, rewards, temperatures, group_size: int, sums: dict
         "loss/pg_loss": sums["loss"] / n_up if n_up else None,
         "loss/grad_norm": sums["grad_norm_sum"] / n_up if n_up else None,
         "loss/updates": n_up,
+        "loss/tokens": tok,                 # what the loss/ token means above are over
         "rollout/reward": float(rewards.mean()),
         "rollout/answer_len": answer_tokens / roll.tokens.shape[0],
         "rollout/tokens": int(answer_tokens),

@@ -469,7 +469,9 @@ def mean_over_ranks(x: torch.Tensor) -> torch.Tensor:
     return x / dist.get_world_size()
 
 
-SUMMED = ("rollout/tokens", "perf/rollout_tok_s", "perf/update_tok_s")   # counts, throughputs
+SUMMED = ("rollout/tokens", "loss/tokens", "perf/rollout_tok_s", "perf/update_tok_s")  # counts
+TOKEN_MEANS = ("loss/clip_frac_low", "loss/clip_frac_high", "loss/tis_trunc_frac",  # over
+               "loss/tis_weight_mean", "loss/mu_gap", "loss/ratio_mean", "loss/kl")  # loss/tokens
 HIGHEST = ("perf/peak_mem_gb",)                                 # the rank nearest its limit
 
 
@@ -493,9 +495,11 @@ def reduce_stats(stats: dict, world: int, device, weights: dict | None = None) -
             for k, (s, n) in zip(keys, sums.tolist())}
 
 
-def entropy_weights(stats: dict, mask: torch.Tensor) -> dict:
-    """Each entropy/<lo>-<hi> (or <lo>+) stat's count of answer tokens at those positions."""
-    weights = {}
+def token_weights(stats: dict, mask: torch.Tensor) -> dict:
+    """What each token mean of a step's stats is over, on this rank: the loss/ means over the
+    tokens the update saw (loss/tokens), each entropy/<lo>-<hi> (or <lo>+) over the answer
+    tokens at those positions."""
+    weights = {k: float(stats.get("loss/tokens") or 0.0) for k in TOKEN_MEANS if k in stats}
     for k in stats:
         if k.startswith("entropy/"):
             lo, _, hi = k.removeprefix("entropy/").rstrip("+").partition("-")
@@ -904,7 +908,7 @@ def run(a, model, tok, train, eval_sets, rank, world, device, dtype, fsdp) -> in
                 max_grad_norm=a.grad_clip, tis_level=a.tis_level,
                 mean_over_ranks=mean_over_ranks if world > 1 else None, sample_fn=sample_fn,
                 chunk_tokens=a.logits_chunk)
-            weights = entropy_weights(stats, roll.mask)
+            weights = token_weights(stats, roll.mask)
             del roll                                       # the KV cache went with the rollout
             stats["perf/peak_mem_gb"] = (torch.cuda.max_memory_allocated() / 2**30
                                          if device.startswith("cuda") else None)

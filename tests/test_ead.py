@@ -670,6 +670,7 @@ def test_rl_step_with_two_minibatches_equals_two_sequential_sgd_steps(tiny_model
                                        micro_batch=3, max_grad_norm=1e9,
                                        generator=torch.Generator().manual_seed(3), **kw)
     assert stats["loss/updates"] == 2
+    assert stats["loss/tokens"] == float(roll.mask.sum())     # each answer token once, 1 epoch
     N = roll.tokens.shape[0]
     ids4, am4 = ids.repeat_interleave(4, 0), am.repeat_interleave(4, 0)
     adv = ead.group_advantages(rewards, 4)

@@ -388,24 +388,32 @@ def simulated_ranks(monkeypatch, fn, world: int) -> list:
 
 def test_stats_over_two_ranks_sum_counts_and_weigh_means(monkeypatch):
     """Known per-rank stats, each logged value pinned: counts and throughputs summed, the
-    peak memory the highest, entropy by position weighted by each rank's tokens there, per
-    answer means averaged (ranks hold as many answers), None where no rank measured."""
+    peak memory the highest, entropy by position weighted by each rank's tokens there, the
+    loss/ token means by each rank's updated tokens (an unweighted average of the ranks is
+    0.3, not 0.4, for the clip fraction), per answer means averaged (ranks hold as many
+    answers), None where no rank measured."""
     masks = [torch.tensor([[1] * 6 + [0] * 14, [1] * 3 + [0] * 17]).bool(),   # 9 tokens
              torch.tensor([[1] * 20, [1] * 2 + [0] * 18]).bool()]              # 22 tokens
     stats = [{"rollout/tokens": 9, "perf/rollout_tok_s": 100.0, "perf/update_tok_s": 40.0,
               "perf/peak_mem_gb": 3.0, "rollout/reward": 0.25, "loss/grad_norm": 2.0,
+              "loss/tokens": 10.0, "loss/clip_frac_high": 0.1, "loss/ratio_mean": 1.0,
               "loss/kl": None, "entropy/0-3": 1.0, "entropy/4-15": 0.5, "entropy/16-63": None},
              {"rollout/tokens": 22, "perf/rollout_tok_s": 300.0, "perf/update_tok_s": 60.0,
               "perf/peak_mem_gb": 5.0, "rollout/reward": 0.75, "loss/grad_norm": 2.0,
+              "loss/tokens": 30.0, "loss/clip_frac_high": 0.5, "loss/ratio_mean": 1.2,
               "loss/kl": None, "entropy/0-3": 2.0, "entropy/4-15": 1.5, "entropy/16-63": 4.0}]
-    assert tq.entropy_weights(stats[0], masks[0]) == {"entropy/0-3": 7.0, "entropy/4-15": 2.0,
-                                                      "entropy/16-63": 0.0}
+    assert tq.token_weights(stats[0], masks[0]) == {
+        "loss/clip_frac_high": 10.0, "loss/ratio_mean": 10.0, "loss/kl": 10.0,
+        "entropy/0-3": 7.0, "entropy/4-15": 2.0, "entropy/16-63": 0.0}
     out = simulated_ranks(monkeypatch, lambda r: tq.reduce_stats(
-        stats[r], 2, "cpu", tq.entropy_weights(stats[r], masks[r])), 2)
+        stats[r], 2, "cpu", tq.token_weights(stats[r], masks[r])), 2)
     assert out[0] == out[1]
     assert out[0] == {
         "rollout/tokens": 31, "perf/rollout_tok_s": 400.0, "perf/update_tok_s": 100.0,
         "perf/peak_mem_gb": 5.0, "rollout/reward": 0.5, "loss/grad_norm": 2.0, "loss/kl": None,
+        "loss/tokens": 40.0,
+        "loss/clip_frac_high": pytest.approx((0.1 * 10 + 0.5 * 30) / 40),      # 0.4
+        "loss/ratio_mean": pytest.approx((1.0 * 10 + 1.2 * 30) / 40),          # 1.15
         "entropy/0-3": pytest.approx((1.0 * 7 + 2.0 * 6) / 13),      # 7 + 6 tokens at 0-3
         "entropy/4-15": pytest.approx((0.5 * 2 + 1.5 * 12) / 14),    # 2 + 12 tokens at 4-15
         "entropy/16-63": 4.0}                                        # rank 1's 4 tokens only
