@@ -308,7 +308,7 @@ def learning(records: list[dict], cfg: dict, seeds: list[int], fixed: list[str])
     metrics = [f"t1/mean@{cfg['curve_n']}", "greedy/acc"]
     if not seeds or not steps:
         return out
-    curves = {}
+    curves, draws = {}, None
     for n in cfg["schedules"]:
         by = {(r["seed"], r["step"]): r["eval"] for r in records
               if r.get("kind") == "curve" and r["schedule"] == n}
@@ -317,7 +317,8 @@ def learning(records: list[dict], cfg: dict, seeds: list[int], fixed: list[str])
         vals = {m: np.stack([np.stack([stack([by[s, k]], cfg["eval_k"])[m][0] for k in steps], -1)
                              for s in seeds]) for m in metrics}          # (S, P, K)
         curves[n] = vals
-        draws = st.bootstrap_draws(len(seeds), vals[metrics[0]].shape[1], cfg["boot"])
+        if draws is None:               # one set of draws for every curve: differences paired
+            draws = st.bootstrap_draws(len(seeds), vals[metrics[0]].shape[1], cfg["boot"])
         out["curves"][n] = {}
         for m, v in vals.items():
             band = [st.interval(v[..., k], draws) for k in range(len(steps))]
@@ -332,7 +333,6 @@ def learning(records: list[dict], cfg: dict, seeds: list[int], fixed: list[str])
                                   "mean": [float(np.mean(rewards[k])) for k in sorted(rewards)]}
     for f in fixed:
         if "ead" in curves and f in curves:
-            draws = st.bootstrap_draws(len(seeds), curves[f][metrics[0]].shape[1], cfg["boot"])
             out["area_difference"][f] = {
                 m: st.difference(st.curve_area(curves["ead"][m], steps),
                                  st.curve_area(curves[f][m], steps), draws) for m in metrics}
