@@ -225,10 +225,12 @@ class _ChunkedLogprob(torch.autograd.Function):
     d logp / d logits = onehot(y) - softmax, and adds every slice's share of the vocabulary
     matrix's gradient into ONE (V, H) buffer (a gradient per slice would leave autograd two
     (V, H) tensors to sum). W and bias are inputs so that autograd, and DDP/FSDP with it, route
-    their gradients to the parameters; both passes read them from `head`."""
+    their gradients to the parameters; both passes read them from `head`. With a list `tied`
+    (W is also the input embedding, looked up by _TiedLookup) the buffer goes into that list
+    instead, for the lookup's backward to finish and hand to autograd."""
 
     @staticmethod
-    def forward(ctx, hidden, weight, bias, head, tokens, inv_tau, vocab_size, width):
+    def forward(ctx, hidden, weight, bias, head, tokens, inv_tau, vocab_size, width, tied):
         logp = hidden.new_empty(tokens.shape, dtype=torch.float32)             # (b, T)
         lse = torch.empty_like(logp)                                           # (b, T)
         for s in range(0, tokens.shape[1], width):
@@ -238,7 +240,7 @@ class _ChunkedLogprob(torch.autograd.Function):
             logp[:, at] = z.gather(-1, tokens[:, at, None]).squeeze(-1) - lse[:, at]  # eq. 3
             del z                                            # before the next slice is built
         ctx.save_for_backward(hidden, tokens, inv_tau, lse)
-        ctx.head, ctx.vocab_size, ctx.width = head, vocab_size, width
+        ctx.head, ctx.vocab_size, ctx.width, ctx.tied = head, vocab_size, width, tied
         return logp
 
     @staticmethod
@@ -263,7 +265,39 @@ class _ChunkedLogprob(torch.autograd.Function):
             if need_b:
                 grad_b += g.sum((0, 1))
             del g                                            # before the next slice is built
-        return grad_h, grad_w, grad_b, None, None, None, None, None
+        if ctx.tied is not None and grad_w is not None:
+            ctx.tied.append(grad_w)                          # _TiedLookup.backward takes it
+            grad_w = None
+        return grad_h, grad_w, grad_b, None, None, None, None, None, None
+
+
+class _TiedLookup(torch.autograd.Function):
+    """The input embedding's lookup W[ids] (b, L, H) when W is also the head (a tied
+    vocabulary). Its backward runs after the scorer's (the body lies between them), adds the
+    looked-up rows' gradients into the (V, H) buffer the scorer left in `tied`, and gives
+    autograd that one buffer. nn.Embedding's own backward would build a second dense (V, H)
+    gradient while autograd still holds the head's, then add the two. Each row's gradients
+    are summed in token order, padding_idx skipped, then added to the head's: nn.Embedding's
+    arithmetic, so one micro-batch's gradient is the same to the last bit on CPU."""
+
+    @staticmethod
+    def forward(ctx, ids, weight, padding_idx, tied):
+        ctx.save_for_backward(ids)
+        ctx.weight, ctx.padding_idx, ctx.tied = weight, padding_idx, tied
+        return F.embedding(ids, weight)                                       # (b, L, H)
+
+    @staticmethod
+    def backward(ctx, grad):                                                  # (b, L, H)
+        ids, = ctx.saved_tensors
+        grad_w = ctx.tied.pop() if ctx.tied else torch.zeros_like(ctx.weight)  # (V, H)
+        ids, grad = ids.flatten(), grad.flatten(0, -2)                        # (n,), (n, H)
+        if ctx.padding_idx is not None:
+            keep = ids != ctx.padding_idx
+            ids, grad = ids[keep], grad[keep]
+        rows, which = ids.unique(return_inverse=True)                         # (u,), (n,)
+        sums = grad.new_zeros((len(rows), grad.shape[1]), dtype=torch.float32)
+        grad_w.index_add_(0, rows, sums.index_add_(0, which, grad.float()).to(grad_w.dtype))
+        return None, grad_w, None, None
 
 
 def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
@@ -281,27 +315,42 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     if T == 0:                                               # nothing to score
         return (tokens.float(), tokens.float()) if with_entropy else tokens.float()
     base = getattr(model, "module", model)                   # (DDP wraps the model)
-    head, states = base.get_output_embeddings(), []
+    head, states, tied = base.get_output_embeddings(), [], []
     # the body's last hidden states, taken on their way to the head: the model itself runs
     # (so wrappers such as FSDP see their forward) but projects only its last position
     hook = base.get_decoder().register_forward_hook(lambda m, args, out: states.append(out[0]))
+
+    # a trainable tied vocabulary: one (V, H) gradient. Only when one forward is scored (as
+    # `update` calls it): with several in one backward, each forward's buffer meets autograd's
+    # running sum anyway, and nn.Embedding's backward keeps its order of additions
+    def lookup(m, args, out):
+        if (B <= micro_batch and torch.is_grad_enabled() and m.weight.requires_grad
+                and m.weight is head.weight and type(m).forward is torch.nn.Embedding.forward
+                and m.max_norm is None and not m.scale_grad_by_freq and not m.sparse):
+            tied.append([])
+            return _TiedLookup.apply(args[0], m.weight, m.padding_idx, tied[-1])
+    embed_hook = base.get_input_embeddings().register_forward_hook(lookup)
     inv_tau = None if temperatures is None else 1.0 / temperatures[:T].to(tokens.device)
     logps, ents = [], []
-    for micro in torch.arange(B, device=tokens.device).split(micro_batch):
-        ids = torch.cat([input_ids[micro], tokens[micro]], 1)                     # (b, L + T)
-        am = torch.cat([attention_mask[micro].long(), mask[micro].long()], 1)
-        model(input_ids=ids, attention_mask=am, position_ids=positions_from_mask(am),
-              use_cache=False, logits_to_keep=1)
-        hidden = states.pop()[:, -T - 1:-1]                  # (b, T, H): states predicting y_t
-        width = max(1, chunk_tokens // len(micro))           # positions per slice
-        logps.append(_ChunkedLogprob.apply(hidden, head.weight, head.bias, head, tokens[micro],
-                                           inv_tau, vocab_size, width))            # (b, T)
-        if with_entropy:                                     # a diagnostic: its own pass
-            with torch.no_grad():
-                ents.append(torch.cat([torch.special.entr(F.softmax(_slice_logits(
-                    hidden, head, inv_tau, vocab_size, slice(s, s + width)), -1)).sum(-1)
-                    for s in range(0, T, width)], 1))
-    hook.remove()
+    try:
+        for micro in torch.arange(B, device=tokens.device).split(micro_batch):
+            ids = torch.cat([input_ids[micro], tokens[micro]], 1)                 # (b, L + T)
+            am = torch.cat([attention_mask[micro].long(), mask[micro].long()], 1)
+            model(input_ids=ids, attention_mask=am, position_ids=positions_from_mask(am),
+                  use_cache=False, logits_to_keep=1)
+            hidden = states.pop()[:, -T - 1:-1]              # (b, T, H): states predicting y_t
+            width = max(1, chunk_tokens // len(micro))       # positions per slice
+            logps.append(_ChunkedLogprob.apply(hidden, head.weight, head.bias, head,
+                                               tokens[micro], inv_tau, vocab_size, width,
+                                               tied.pop() if tied else None))      # (b, T)
+            if with_entropy:                                 # a diagnostic: its own pass
+                with torch.no_grad():
+                    ents.append(torch.cat([torch.special.entr(F.softmax(_slice_logits(
+                        hidden, head, inv_tau, vocab_size, slice(s, s + width)), -1)).sum(-1)
+                        for s in range(0, T, width)], 1))
+    finally:                                                 # an error leaves no hook behind
+        hook.remove()
+        embed_hook.remove()
     logp = torch.cat(logps).where(mask, torch.zeros((), device=tokens.device))
     return (logp, torch.cat(ents)) if with_entropy else logp
 

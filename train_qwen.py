@@ -351,8 +351,7 @@ def memory_plan(cfg, *, batch: int, prompt_len: int, max_new_tokens: int, micro_
         "scorer vocabulary slices": logits_chunk * V * 4 * 2,
         # the scorer's backward adds every slice's share of the vocabulary matrix's gradient
         # into one (V, H) buffer, alive beside the activations until autograd adds it into
-        # .grad; a tied input embedding's own (V, H) gradient comes at the end of the
-        # backward, when the activations are gone
+        # .grad; a tied input embedding's share is added into the same buffer
         "vocabulary gradient temporary": V * H * D,
     }
     resident = t["weights"] + t["fp32 masters"] + t["AdamW moments (fp32)"]

@@ -14,10 +14,9 @@ Each way runs in a fresh process, in the steady state of training: a first small
 has allocated every weight's gradient buffer (those are counted once per model, not per
 micro-batch), and the number is the peak minus what was held just before the measured call
 (CUDA: max_memory_allocated; CPU: the kernel's peak resident set, VmHWM, reset first).
-With the tied matrix trainable, the chunked peak comes last, at the input embedding's
-backward: autograd holds the head's (V, H) gradient until the embedding's own (V, H)
-gradient is added to it. --frozen-vocab freezes the (tied) embedding matrix, so that the
-logits path alone is left.
+With the tied matrix trainable, the input embedding's gradient rows go into the scorer's
+one (V, H) buffer too (ead._TiedLookup), so the chunked peak is the scorer's own backward.
+--frozen-vocab freezes the (tied) embedding matrix, so that the logits path alone is left.
 """
 import argparse
 import json

@@ -106,9 +106,13 @@ def update_body(rank, world, parallel, model, out):
         torch.save(full, out)
 
 
-@pytest.mark.parametrize("parallel", ["fsdp", "ddp"])
-def test_two_ranks_update_like_one_process(tiny_model, parallel, tmp_path):
+@pytest.mark.parametrize("parallel,tied", [("fsdp", False), ("ddp", False), ("fsdp", True),
+                                           ("ddp", True)])
+def test_two_ranks_update_like_one_process(tiny_model, parallel, tied, tmp_path):
+    """tied: the head is the input embedding, whose gradient the scorer's buffer collects."""
     model = copy.deepcopy(tiny_model)
+    if tied:
+        model.lm_head.weight = model.get_input_embeddings().weight
     ids, am, roll, adv = fixed_batch(model)
     assert (adv == 0).any() and (adv != 0).any()
     single = copy.deepcopy(model)

@@ -602,13 +602,15 @@ def with_head(model, kind):
             head.weight.copy_(model.lm_head.weight)
             head.bias.copy_(torch.randn(48, generator=torch.Generator().manual_seed(2)))
         model.lm_head = head
-    elif kind == "tied":
+    elif kind.startswith("tied"):
         model.lm_head.weight = model.get_input_embeddings().weight
+        if kind == "tied-pad":                               # nn.Embedding skips PAD's row
+            model.get_input_embeddings().padding_idx = PAD
     return model
 
 
 @pytest.mark.parametrize("chunk_tokens,head", [(1, "plain"), (7, "bias"), (7, "tied"),
-                                               (10_000, "plain")])
+                                               (7, "tied-pad"), (10_000, "plain")])
 def test_chunked_scorer_equals_full_logits_in_value_and_gradient(tiny_model, chunk_tokens, head):
     """The scorer never holds (rows, T, V) logits; it must give what the plain logprobs_of
     gives on a full forward, gradients too (one (V, H) buffer summed over slices)."""
@@ -636,6 +638,65 @@ def test_chunked_scorer_equals_full_logits_in_value_and_gradient(tiny_model, chu
                                atol=1e-5, rtol=0)
     for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
         torch.testing.assert_close(pa.grad, pb.grad, atol=1e-5, rtol=1e-4, msg=name)
+
+
+def gradients_sent(root, param) -> list:
+    """The gradients for `param` that the backward of `root` will hand to autograd, each its
+    own tensor for autograd to add up: collected by hooks on the nodes with an edge into
+    param's AccumulateGrad, as they run."""
+    seen, todo, sent = set(), [root], []
+    while todo:
+        node = todo.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        into = [j for j, (nxt, _) in enumerate(node.next_functions)
+                if getattr(nxt, "variable", None) is param]
+        if into:
+            node.register_hook(lambda grads_in, grads_out, into=into: sent.extend(
+                grads_in[j] for j in into if grads_in[j] is not None))
+        todo += [nxt for nxt, _ in node.next_functions]
+    return sent
+
+
+@pytest.mark.parametrize("micro_batch", [16, 4])
+def test_a_tied_vocabulary_gets_one_gradient_equal_to_nn_embeddings(tiny_model, micro_batch):
+    """A tied vocabulary matrix is both the head and the input embedding. Scoring one forward
+    (micro_batch 16 >= 9 rows, as `update` does), the scorer's (V, H) buffer takes the
+    embedding's rows too, so autograd gets ONE gradient for the matrix, not the head's plus
+    nn.Embedding's own dense one held together at the end of the backward; with several
+    forwards (micro_batch 4) nn.Embedding's backward stays. Either way the gradient is the one
+    nn.Embedding gives, to the last bit (fp32 CPU): the toy's runs do not move."""
+    a = with_head(tiny_model, "tied-pad")
+    b = copy.deepcopy(a)
+
+    class OwnEmbedding(torch.nn.Embedding):                  # a forward of its own: the
+        def forward(self, x):                                # scorer leaves it to nn.Embedding
+            return super().forward(x)
+    b.get_input_embeddings().__class__ = OwnEmbedding
+    ids, am = left_pad([p[:2] + [PAD] + p[2:] for p in PROMPTS])   # PAD as a real token too
+    roll = ead.sample(a, ids, am, torch.full((9,), 1.3), eos_token_id=EOS, pad_token_id=PAD,
+                      generator=torch.Generator().manual_seed(9), vocab_size=V_REAL)
+    assert ((ids == PAD) & (am == 0)).any() and ((ids == PAD) & (am == 1)).any()
+    weights = torch.randn(roll.tokens.shape, generator=torch.Generator().manual_seed(1))
+    sent = []
+    for model in (a, b):
+        logp = ead.token_logprobs(model, ids, am, roll.tokens, roll.mask, micro_batch=micro_batch,
+                                  temperatures=torch.linspace(0.6, 1.4, roll.tokens.shape[1]),
+                                  vocab_size=V_REAL)
+        sent.append(gradients_sent(logp.grad_fn, model.lm_head.weight))
+        (logp * weights).sum().backward()
+        sent[-1] = [tuple(g.shape) for g in sent[-1]]        # filled by the backward
+    forwards = -(-len(PROMPTS) // micro_batch)
+    assert sent == [[(48, 32)] if forwards == 1 else [(48, 32)] * 2 * forwards,
+                    [(48, 32)] * 2 * forwards]
+    assert a.lm_head.weight is a.get_input_embeddings().weight
+    assert a.lm_head.weight.grad[PAD].abs().sum() > 0         # the head's share of PAD's row
+    for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
+        assert torch.equal(pa.grad, pb.grad), name
+    with torch.no_grad():                                    # no graph: the plain lookup
+        logp = ead.token_logprobs(a, ids, am, roll.tokens, roll.mask, vocab_size=V_REAL)
+    assert logp.grad_fn is None
 
 
 def test_tis_weight_is_a_constant_even_when_its_inputs_carry_grad():
