@@ -278,7 +278,7 @@ class _TiedLookup(torch.autograd.Function):
     autograd that one buffer. nn.Embedding's own backward would build a second dense (V, H)
     gradient while autograd still holds the head's, then add the two. Each row's gradients
     are summed in token order, padding_idx skipped, then added to the head's: nn.Embedding's
-    arithmetic, so one micro-batch's gradient is the same to the last bit on CPU."""
+    arithmetic, so the gradient is the same to the last bit on CPU."""
 
     @staticmethod
     def forward(ctx, ids, weight, padding_idx, tied):
@@ -310,7 +310,9 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     The body runs once per micro-batch; the vocabulary projection runs on slices of about
     `chunk_tokens` (row, position) pairs, so neither pass holds the (rows, T, V) logits (0.6 MB
     per answer token in fp32 at Qwen's 151,936 tokens). Position ids come from the attention
-    mask as in `sample`. With with_entropy, also the (detached) entropy of each distribution."""
+    mask as in `sample`. With with_entropy, also the (detached) entropy of each distribution.
+    A trainable vocabulary matrix tied to the input embedding gets one (V, H) gradient buffer
+    for both ends when the call runs one forward (B <= micro_batch), see _TiedLookup."""
     B, T = tokens.shape
     if T == 0:                                               # nothing to score
         return (tokens.float(), tokens.float()) if with_entropy else tokens.float()
