@@ -277,8 +277,9 @@ class _TiedLookup(torch.autograd.Function):
     looked-up rows' gradients into the (V, H) buffer the scorer left in `tied`, and gives
     autograd that one buffer. nn.Embedding's own backward would build a second dense (V, H)
     gradient while autograd still holds the head's, then add the two. Each row's gradients
-    are summed in token order, padding_idx skipped, then added to the head's: nn.Embedding's
-    arithmetic, so the gradient is the same to the last bit on CPU."""
+    are summed in token order (in fp32, as nn.Embedding does on GPU), padding_idx skipped, then
+    added to the head's: nn.Embedding's arithmetic, so in fp32 on CPU the gradient is the same
+    to the last bit."""
 
     @staticmethod
     def forward(ctx, ids, weight, padding_idx, tied):
@@ -289,6 +290,7 @@ class _TiedLookup(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):                                                  # (b, L, H)
         ids, = ctx.saved_tensors
+        # the scorer's buffer (none only if the embedding ran twice in one forward)
         grad_w = ctx.tied.pop() if ctx.tied else torch.zeros_like(ctx.weight)  # (V, H)
         ids, grad = ids.flatten(), grad.flatten(0, -2)                        # (n,), (n, H)
         if ctx.padding_idx is not None:
@@ -322,16 +324,18 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     # (so wrappers such as FSDP see their forward) but projects only its last position
     hook = base.get_decoder().register_forward_hook(lambda m, args, out: states.append(out[0]))
 
-    # a trainable tied vocabulary: one (V, H) gradient. Only when one forward is scored (as
-    # `update` calls it): with several in one backward, each forward's buffer meets autograd's
-    # running sum anyway, and nn.Embedding's backward keeps its order of additions
+    # a trainable tied vocabulary: one (V, H) gradient, when the call runs one forward (as
+    # `update` calls it, with its micro-batch up to 8). With several forwards in one backward,
+    # autograd holds a running sum plus one new (V, H) gradient either way: the lookup would
+    # save nothing and only regroup the sums. Prepended, so other hooks see its output.
     def lookup(m, args, out):
         if (B <= micro_batch and torch.is_grad_enabled() and m.weight.requires_grad
                 and m.weight is head.weight and type(m).forward is torch.nn.Embedding.forward
                 and m.max_norm is None and not m.scale_grad_by_freq and not m.sparse):
+            pad = None if m.padding_idx is None else m.padding_idx % m.num_embeddings
             tied.append([])
-            return _TiedLookup.apply(args[0], m.weight, m.padding_idx, tied[-1])
-    embed_hook = base.get_input_embeddings().register_forward_hook(lookup)
+            return _TiedLookup.apply(args[0], m.weight, pad, tied[-1])
+    embed_hook = base.get_input_embeddings().register_forward_hook(lookup, prepend=True)
     inv_tau = None if temperatures is None else 1.0 / temperatures[:T].to(tokens.device)
     logps, ents = [], []
     try:

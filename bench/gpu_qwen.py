@@ -148,7 +148,7 @@ def main():
         rng = torch.Generator().manual_seed(1)
         g = torch.Generator(device=a.device).manual_seed(0)
 
-        def reward_fn(roll):      # random 0/1 rewards: every group has signal, all rows update
+        def reward_fn(roll):      # random 0/1 rewards: a group of 4 is flat (skipped) 1 time in 8
             return torch.randint(0, 2, (roll.tokens.shape[0],), generator=rng).float()
 
         def sample_fn(*args, **kwargs):
@@ -175,7 +175,7 @@ def main():
             dtype_bytes=torch.finfo(dtype).bits // 8, checkpointing=True)
         emit({"what": "training step", "answers": a.batch, "prompts": P,
               "new_tokens": a.new_tokens, "answer_tokens": int(roll.mask.sum()),
-              "kv_cache": a.kv_cache, "step_s": round(wall, 1),
+              "kv_cache": a.kv_cache, "updates": stats["loss/updates"], "step_s": round(wall, 1),
               "rollout_tok_s": round(stats["perf/rollout_tok_s"]),
               "update_tok_s": round(stats["perf/update_tok_s"]),
               "peak_mem_gib": round(peak / 2**30, 2),

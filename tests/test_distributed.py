@@ -95,11 +95,15 @@ def one_update(model, ids, am, roll, adv, mean_over_ranks=None):
 
 def update_body(rank, world, parallel, model, out):
     model = copy.deepcopy(model)                             # spawn shares tensor memory
+    tied = model.lm_head.weight is model.get_input_embeddings().weight
     ids, am, roll, adv = fixed_batch(model)
     mine = slice(rank * 8, rank * 8 + 8)                     # whole groups: 2 of 4 per rank
     part = ead.Rollout(*(x[mine] for x in roll))
     wrapped = tq.wrap_ranks(model, SimpleNamespace(parallel=parallel), world, "cpu")
+    lookups, apply = [], ead._TiedLookup.apply               # the wrapper keeps the tie seen
+    ead._TiedLookup.apply = lambda *x: lookups.append(1) or apply(*x)
     one_update(wrapped, ids[mine], am[mine], part, adv[mine], tq.mean_over_ranks)
+    assert bool(lookups) == tied, f"rank {rank}: {len(lookups)} tied lookups, tied={tied}"
     full = {n: (p.full_tensor() if hasattr(p, "full_tensor") else p).detach()
             for n, p in tq.inner(wrapped).named_parameters()}
     if rank == 0:

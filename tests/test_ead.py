@@ -660,26 +660,33 @@ def gradients_sent(root, param) -> list:
 
 
 @pytest.mark.parametrize("micro_batch", [16, 4])
-def test_a_tied_vocabulary_gets_one_gradient_equal_to_nn_embeddings(tiny_model, micro_batch):
+def test_a_tied_vocabulary_gets_one_gradient_equal_to_nn_embeddings(tiny_model, micro_batch,
+                                                                    monkeypatch):
     """A tied vocabulary matrix is both the head and the input embedding. Scoring one forward
     (micro_batch 16 >= 9 rows, as `update` does), the scorer's (V, H) buffer takes the
     embedding's rows too, so autograd gets ONE gradient for the matrix, not the head's plus
     nn.Embedding's own dense one held together at the end of the backward; with several
-    forwards (micro_batch 4) nn.Embedding's backward stays. Either way the gradient is the one
-    nn.Embedding gives, to the last bit (fp32 CPU): the toy's runs do not move."""
-    a = with_head(tiny_model, "tied-pad")
+    forwards (micro_batch 4), or without grad, nn.Embedding's lookup stays. Either way the
+    gradient is the one nn.Embedding gives, to the last bit (fp32 CPU): the toy's runs do not
+    move. A hook already on the embedding (here: scaling) still sees the lookup's output, and
+    a negative padding_idx means what it means to nn.Embedding."""
+    a = with_head(tiny_model, "tied")
+    a.get_input_embeddings().padding_idx = PAD - 48          # row PAD, counted from the end
+    a.get_input_embeddings().register_forward_hook(lambda m, args, out: out * 1.5)
     b = copy.deepcopy(a)
 
     class OwnEmbedding(torch.nn.Embedding):                  # a forward of its own: the
         def forward(self, x):                                # scorer leaves it to nn.Embedding
             return super().forward(x)
     b.get_input_embeddings().__class__ = OwnEmbedding
+    lookups, apply = [], ead._TiedLookup.apply
+    monkeypatch.setattr(ead._TiedLookup, "apply", lambda *x: lookups.append(1) or apply(*x))
     ids, am = left_pad([p[:2] + [PAD] + p[2:] for p in PROMPTS])   # PAD as a real token too
     roll = ead.sample(a, ids, am, torch.full((9,), 1.3), eos_token_id=EOS, pad_token_id=PAD,
                       generator=torch.Generator().manual_seed(9), vocab_size=V_REAL)
     assert ((ids == PAD) & (am == 0)).any() and ((ids == PAD) & (am == 1)).any()
     weights = torch.randn(roll.tokens.shape, generator=torch.Generator().manual_seed(1))
-    sent = []
+    sent, logps = [], []
     for model in (a, b):
         logp = ead.token_logprobs(model, ids, am, roll.tokens, roll.mask, micro_batch=micro_batch,
                                   temperatures=torch.linspace(0.6, 1.4, roll.tokens.shape[1]),
@@ -687,16 +694,31 @@ def test_a_tied_vocabulary_gets_one_gradient_equal_to_nn_embeddings(tiny_model, 
         sent.append(gradients_sent(logp.grad_fn, model.lm_head.weight))
         (logp * weights).sum().backward()
         sent[-1] = [tuple(g.shape) for g in sent[-1]]        # filled by the backward
+        logps.append(logp)
     forwards = -(-len(PROMPTS) // micro_batch)
+    assert lookups == ([1] if forwards == 1 else [])
     assert sent == [[(48, 32)] if forwards == 1 else [(48, 32)] * 2 * forwards,
                     [(48, 32)] * 2 * forwards]
+    assert torch.equal(logps[0], logps[1])
     assert a.lm_head.weight is a.get_input_embeddings().weight
     assert a.lm_head.weight.grad[PAD].abs().sum() > 0         # the head's share of PAD's row
     for (name, pa), pb in zip(a.named_parameters(), b.parameters()):
         assert torch.equal(pa.grad, pb.grad), name
-    with torch.no_grad():                                    # no graph: the plain lookup
-        logp = ead.token_logprobs(a, ids, am, roll.tokens, roll.mask, vocab_size=V_REAL)
-    assert logp.grad_fn is None
+    with torch.no_grad():                                    # no graph: nn.Embedding's lookup
+        ead.token_logprobs(a, ids, am, roll.tokens, roll.mask, micro_batch=16, vocab_size=V_REAL)
+    assert lookups == ([1] if forwards == 1 else [])
+
+
+def test_the_scorer_leaves_no_hook_behind_when_the_forward_fails(tiny_model):
+    """token_logprobs hooks the body and the embedding for one call: a forward that raises
+    (a token id past the vocabulary) must not leave them on the model."""
+    a = with_head(tiny_model, "tied")
+    ids, am = left_pad(PROMPTS)
+    tokens = torch.full((len(PROMPTS), 3), 10_000)
+    with pytest.raises(IndexError):
+        ead.token_logprobs(a, ids, am, tokens, torch.ones_like(tokens, dtype=torch.bool),
+                           micro_batch=16)
+    assert not a.get_input_embeddings()._forward_hooks and not a.get_decoder()._forward_hooks
 
 
 def test_tis_weight_is_a_constant_even_when_its_inputs_carry_grad():
