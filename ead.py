@@ -314,7 +314,8 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     per answer token in fp32 at Qwen's 151,936 tokens). Position ids come from the attention
     mask as in `sample`. With with_entropy, also the (detached) entropy of each distribution.
     A trainable vocabulary matrix tied to the input embedding gets one (V, H) gradient buffer
-    for both ends when the call runs one forward (B <= micro_batch), see _TiedLookup."""
+    for both ends when the call runs one forward (B <= micro_batch, as in `update` up to 8
+    rows), see _TiedLookup."""
     B, T = tokens.shape
     if T == 0:                                               # nothing to score
         return (tokens.float(), tokens.float()) if with_entropy else tokens.float()
@@ -324,10 +325,9 @@ def token_logprobs(model, input_ids: torch.Tensor, attention_mask: torch.Tensor,
     # (so wrappers such as FSDP see their forward) but projects only its last position
     hook = base.get_decoder().register_forward_hook(lambda m, args, out: states.append(out[0]))
 
-    # a trainable tied vocabulary: one (V, H) gradient, when the call runs one forward (as
-    # `update` calls it, with its micro-batch up to 8). With several forwards in one backward,
-    # autograd holds a running sum plus one new (V, H) gradient either way: the lookup would
-    # save nothing and only regroup the sums. Prepended, so other hooks see its output.
+    # one forward only: with several in one backward autograd holds a running sum plus a new
+    # (V, H) gradient anyway, and the lookup would only regroup the sums. Prepended, so that
+    # other hooks on the embedding see its output.
     def lookup(m, args, out):
         if (B <= micro_batch and torch.is_grad_enabled() and m.weight.requires_grad
                 and m.weight is head.weight and type(m).forward is torch.nn.Embedding.forward
